@@ -1,0 +1,120 @@
+"""The VITS / HiFi-GAN discriminator: one scale discriminator on the raw waveform plus period discriminators
+(2, 3, 5, 7, 11) on the waveform folded into 2-D. transformers has no training parts of VITS, so it is written
+here. `discriminator_width` scales every channel count (1.0 = the paper's 46.8M parameters); smaller widths make
+CPU fine-tuning affordable.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.parametrizations import weight_norm
+from transformers import PreTrainedModel
+
+from .configuration_ftv import FTVConfig
+
+LEAKY_SLOPE = 0.1
+
+
+def _scaled(channels: int, width: float, multiple: int = 1) -> int:
+    return max(multiple, int(round(channels * width / multiple)) * multiple)
+
+
+class PeriodDiscriminator(nn.Module):
+    """Folds (B, 1, T) into (B, 1, T/p, p) and runs strided 2-D convs along time."""
+
+    def __init__(self, period: int, width: float = 1.0) -> None:
+        super().__init__()
+        self.period = period
+        channels = [1] + [_scaled(c, width) for c in (32, 128, 512, 1024, 1024)]
+        strides = (3, 3, 3, 3, 1)
+        self.convs = nn.ModuleList(
+            weight_norm(nn.Conv2d(cin, cout, (5, 1), (stride, 1), padding=(2, 0)))
+            for cin, cout, stride in zip(channels[:-1], channels[1:], strides)
+        )
+        self.conv_post = weight_norm(nn.Conv2d(channels[-1], 1, (3, 1), 1, padding=(1, 0)))
+
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        batch, channels, length = waveform.shape
+        if length % self.period:
+            waveform = F.pad(waveform, (0, self.period - length % self.period), mode="reflect")
+        hidden = waveform.view(batch, channels, -1, self.period)
+        features = []
+        for conv in self.convs:
+            hidden = F.leaky_relu(conv(hidden), LEAKY_SLOPE)
+            features.append(hidden)
+        hidden = self.conv_post(hidden)
+        features.append(hidden)
+        return hidden.flatten(1), features
+
+
+class ScaleDiscriminator(nn.Module):
+    """Grouped strided 1-D convs on the raw waveform."""
+
+    def __init__(self, width: float = 1.0) -> None:
+        super().__init__()
+        specs = (  # (out channels, kernel, stride, groups)
+            (16, 15, 1, 1),
+            (64, 41, 4, 4),
+            (256, 41, 4, 16),
+            (1024, 41, 4, 64),
+            (1024, 41, 4, 256),
+            (1024, 5, 1, 1),
+        )
+        layers = []
+        cin = 1
+        for cout, kernel, stride, groups in specs:
+            cout = _scaled(cout, width, multiple=groups)
+            groups = min(groups, cin)
+            layers.append(weight_norm(nn.Conv1d(cin, cout, kernel, stride, groups=groups, padding=kernel // 2)))
+            cin = cout
+        self.convs = nn.ModuleList(layers)
+        self.conv_post = weight_norm(nn.Conv1d(cin, 1, 3, 1, padding=1))
+
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        hidden = waveform
+        features = []
+        for conv in self.convs:
+            hidden = F.leaky_relu(conv(hidden), LEAKY_SLOPE)
+            features.append(hidden)
+        hidden = self.conv_post(hidden)
+        features.append(hidden)
+        return hidden.flatten(1), features
+
+
+class FTVDiscriminator(PreTrainedModel):
+    """Multi-period (+ scale) discriminator. forward(waveform (B, 1, T)) -> (scores, feature maps) per sub-disc.
+
+    A PreTrainedModel of its own (sharing FTVConfig) so the training script can save it beside the generator and
+    prepare it with Accelerate as a separate module with its own optimizer.
+    """
+
+    config_class = FTVConfig
+    base_model_prefix = "discriminator"
+    main_input_name = "waveform"
+
+    def __init__(self, config: FTVConfig) -> None:
+        super().__init__(config)
+        discriminators: list[nn.Module] = []
+        if config.discriminator_use_scale:
+            discriminators.append(ScaleDiscriminator(config.discriminator_width))
+        discriminators.extend(PeriodDiscriminator(p, config.discriminator_width) for p in config.discriminator_periods)
+        if not discriminators:
+            raise ValueError("The discriminator needs at least one period or the scale discriminator.")
+        self.discriminators = nn.ModuleList(discriminators)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # PyTorch's default conv init is what HiFi-GAN's discriminators train from; nothing to override.
+        return
+
+    def forward(self, waveform: torch.Tensor) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+        if waveform.dim() == 2:
+            waveform = waveform.unsqueeze(1)
+        scores, features = [], []
+        for discriminator in self.discriminators:
+            score, feature_maps = discriminator(waveform)
+            scores.append(score)
+            features.append(feature_maps)
+        return scores, features

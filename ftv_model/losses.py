@@ -1,0 +1,47 @@
+"""VITS's training losses: KL between posterior and prior, least-squares adversarial losses and feature matching.
+The mel reconstruction and duration losses are computed inside `FTVModel`'s training forward; the attribute
+loss lives with the attribute heads.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def kl_loss(
+    posterior_latents: torch.Tensor,
+    posterior_log_stddev: torch.Tensor,
+    prior_means: torch.Tensor,
+    prior_log_stddev: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """KL(q(z|x) || p(z|c)) estimated at the flowed posterior sample, averaged over valid frames. fp32."""
+    z_p, logs_q = posterior_latents.float(), posterior_log_stddev.float()
+    m_p, logs_p = prior_means.float(), prior_log_stddev.float()
+    kl = logs_p - logs_q - 0.5 + 0.5 * (z_p - m_p).pow(2) * torch.exp(-2.0 * logs_p)
+    return torch.sum(kl * mask) / torch.sum(mask).clamp_min(1)
+
+
+def discriminator_loss(real_scores: list[torch.Tensor], fake_scores: list[torch.Tensor]) -> torch.Tensor:
+    """LSGAN: real -> 1, generated -> 0, summed over sub-discriminators."""
+    loss = 0.0
+    for real, fake in zip(real_scores, fake_scores):
+        loss = loss + torch.mean((1 - real.float()) ** 2) + torch.mean(fake.float() ** 2)
+    return loss
+
+
+def generator_adversarial_loss(fake_scores: list[torch.Tensor]) -> torch.Tensor:
+    """LSGAN: generated -> 1, summed over sub-discriminators."""
+    loss = 0.0
+    for fake in fake_scores:
+        loss = loss + torch.mean((1 - fake.float()) ** 2)
+    return loss
+
+
+def feature_matching_loss(real_features: list[list[torch.Tensor]], fake_features: list[list[torch.Tensor]]) -> torch.Tensor:
+    """L1 between discriminator feature maps of real and generated audio (x2, as VITS)."""
+    loss = 0.0
+    for real_maps, fake_maps in zip(real_features, fake_features):
+        for real, fake in zip(real_maps, fake_maps):
+            loss = loss + torch.mean(torch.abs(real.detach().float() - fake.float()))
+    return loss * 2

@@ -1,0 +1,687 @@
+"""FTVModel: VITS conditioned on a face, with bilateral attribute heads.
+
+Inference (`model(input_ids, attention_mask, pixel_values)`) follows `transformers.VitsModel` and returns a
+waveform per item; training (`model(..., waveform=..., waveform_lengths=...)`) adds what transformers lacks:
+the posterior encoder on the linear spectrogram, monotonic alignment search, the duration, KL, mel and attribute
+losses, and a random decoder segment for the discriminator (see `discriminator.py` and `losses.py`).
+
+The backbone is built from transformers' VITS modules under their own attribute names (`text_encoder`, `flow`,
+`decoder`, `duration_predictor`, `posterior_encoder`), so VITS checkpoints load into it (`init_backbone_from_vits`).
+Two modules are subclassed to fix what training needs: the stochastic duration predictor (its stock training
+branch is not the inverse of its inference branch) and the HiFi-GAN decoder (weight norm, and padding masks so a
+batch gives the same audio per item as one-by-one synthesis).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import weight_norm
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import ModelOutput
+from transformers.models.vits.modeling_vits import (
+    VitsAttention,
+    VitsConvFlow,
+    VitsDurationPredictor,
+    VitsElementwiseAffine,
+    VitsHifiGan,
+    VitsPosteriorEncoder,
+    VitsResidualCouplingBlock,
+    VitsResidualCouplingLayer,
+    VitsStochasticDurationPredictor,
+    VitsTextEncoder,
+)
+
+from .alignment import alignment_log_likelihood, check_alignable, monotonic_alignment
+from .attribute_heads import AudioAttributeHead, FaceAttributeHead, attribute_loss
+from .audio_features import AudioFeatures
+from .conditioning import AdaptiveConditioning
+from .configuration_ftv import FTVConfig
+from .face_encoder import FaceEncoder
+from .losses import kl_loss
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FTVModelOutput(ModelOutput):
+    """Inference output.
+
+    waveform: (B, T) audio at `config.sampling_rate`, zero past each item's length.
+    sequence_lengths: (B,) valid samples per item.
+    spectrogram: (B, flow_size, frames) decoder input latents.
+    face_embedding: (B, face_embedding_size) F (averaged over photos when several are given).
+    attribute_logits: {"gender": (B, 2), "race": (B, 6)} from the face attribute head (empty when switched off).
+    durations: (B, T_text) frames per input token.
+    """
+
+    waveform: torch.Tensor | None = None
+    sequence_lengths: torch.Tensor | None = None
+    spectrogram: torch.Tensor | None = None
+    face_embedding: torch.Tensor | None = None
+    attribute_logits: dict[str, torch.Tensor] | None = None
+    durations: torch.Tensor | None = None
+
+
+@dataclass
+class FTVTrainingOutput(ModelOutput):
+    """Training output: the generator's non-adversarial loss and the segments the discriminator scores.
+
+    loss = mel_loss_weight * mel + kl_loss_weight * kl + duration_loss_weight * duration
+           + attribute_loss_weight * (face_attribute + audio_attribute_loss_weight * audio_attribute).
+    """
+
+    loss: torch.Tensor | None = None
+    mel_loss: torch.Tensor | None = None
+    kl_loss: torch.Tensor | None = None
+    duration_loss: torch.Tensor | None = None
+    face_attribute_loss: torch.Tensor | None = None
+    audio_attribute_loss: torch.Tensor | None = None
+    attribute_loss: torch.Tensor | None = None
+    predicted_waveform: torch.Tensor | None = None
+    target_waveform: torch.Tensor | None = None
+    predicted_mel: torch.Tensor | None = None
+    target_mel: torch.Tensor | None = None
+    face_embedding: torch.Tensor | None = None
+    attribute_logits: dict[str, torch.Tensor] | None = None
+    alignment: torch.Tensor | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Backbone modules adapted from transformers' VITS
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class FTVStochasticDurationPredictor(VitsStochasticDurationPredictor):
+    """transformers' SDP with a training branch that inverts its inference branch.
+
+    The stock training branch flips channels after every flow, the elementwise-affine one included; its inference
+    branch (like the original VITS) flips only around the conv flows. Here the training branch follows the original
+    order, and the inference branch takes its noise from the caller, so batched and per-item synthesis can share
+    the same per-item noise.
+    """
+
+    def _condition(self, inputs: torch.Tensor, padding_mask: torch.Tensor, global_conditioning: torch.Tensor | None):
+        inputs = self.conv_pre(torch.detach(inputs))
+        if global_conditioning is not None:
+            inputs = inputs + self.cond(torch.detach(global_conditioning))
+        inputs = self.conv_dds(inputs, padding_mask)
+        return self.conv_proj(inputs) * padding_mask
+
+    @staticmethod
+    def _run_flows(flows: nn.ModuleList, latents, padding_mask, conditioning):
+        log_determinant_sum = 0.0
+        for index, flow in enumerate(flows):
+            latents, log_determinant = flow(latents, padding_mask, global_conditioning=conditioning)
+            log_determinant_sum = log_determinant_sum + log_determinant
+            if index > 0:  # flip after each conv flow, never after the elementwise affine one
+                latents = torch.flip(latents, [1])
+        return latents, log_determinant_sum
+
+    def forward(  # type: ignore[override]
+        self,
+        inputs: torch.Tensor,
+        padding_mask: torch.Tensor,
+        global_conditioning: torch.Tensor | None = None,
+        durations: torch.Tensor | None = None,
+        reverse: bool = False,
+        noise_scale: float = 1.0,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        conditioning = self._condition(inputs, padding_mask, global_conditioning)
+        if reverse:
+            if noise is None:
+                noise = torch.randn(inputs.size(0), 2, inputs.size(2), device=inputs.device, dtype=inputs.dtype)
+            latents = noise.to(inputs.dtype) * noise_scale * padding_mask
+            flows = list(reversed(self.flows))
+            flows = flows[:-2] + [flows[-1]]  # the first conv flow only shapes the unused noise channel
+            for flow in flows:
+                latents = torch.flip(latents, [1])
+                latents, _ = flow(latents, padding_mask, global_conditioning=conditioning, reverse=True)
+            log_duration, _ = torch.split(latents, [1, 1], dim=1)
+            return log_duration
+
+        # Variational dequantisation of the integer durations (posterior flows), then the prior flows' likelihood.
+        hidden = self.post_conv_pre(durations)
+        hidden = self.post_conv_dds(hidden, padding_mask)
+        hidden = self.post_conv_proj(hidden) * padding_mask
+        posterior_noise = torch.randn(
+            durations.size(0), 2, durations.size(2), device=inputs.device, dtype=inputs.dtype
+        ) * padding_mask
+        latents_posterior, log_det_posterior = self._run_flows(
+            self.post_flows, posterior_noise, padding_mask, conditioning + hidden
+        )
+        first_half, second_half = torch.split(latents_posterior, [1, 1], dim=1)
+        log_det_posterior = log_det_posterior + torch.sum(
+            (F.logsigmoid(first_half) + F.logsigmoid(-first_half)) * padding_mask, [1, 2]
+        )
+        log_q = (
+            torch.sum(-0.5 * (math.log(2 * math.pi) + posterior_noise**2) * padding_mask, [1, 2]) - log_det_posterior
+        )
+        dequantised = (durations - torch.sigmoid(first_half)) * padding_mask
+        dequantised = torch.log(torch.clamp_min(dequantised, 1e-5)) * padding_mask
+        log_det = torch.sum(-dequantised, [1, 2])
+        latents = torch.cat([dequantised, second_half], dim=1)
+        latents, log_det_flows = self._run_flows(self.flows, latents, padding_mask, conditioning)
+        nll = torch.sum(0.5 * (math.log(2 * math.pi) + latents**2) * padding_mask, [1, 2]) - (log_det + log_det_flows)
+        return nll + log_q
+
+
+class FTVDecoder(VitsHifiGan):
+    """transformers' HiFi-GAN with weight norm (as the original trains it) and optional padding masks.
+
+    With a mask, every conv input is zeroed past each item's end, which is exactly the zero padding an item sees
+    when synthesized alone, so batched audio equals per-item audio.
+    """
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.apply_weight_norm()
+
+    def apply_weight_norm(self) -> None:
+        for layer in self.upsampler:
+            weight_norm(layer)
+        for block in self.resblocks:
+            for layer in list(block.convs1) + list(block.convs2):
+                weight_norm(layer)
+
+    def remove_weight_norm(self) -> None:
+        for module in self.modules():
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight")
+
+    def _resblock(self, block: nn.Module, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        slope = block.leaky_relu_slope
+        for conv1, conv2 in zip(block.convs1, block.convs2):
+            residual = hidden
+            hidden = F.leaky_relu(hidden, slope)
+            hidden = conv1(hidden if mask is None else hidden * mask)
+            hidden = F.leaky_relu(hidden, slope)
+            hidden = conv2(hidden if mask is None else hidden * mask)
+            hidden = hidden + residual
+        return hidden
+
+    def forward(  # type: ignore[override]
+        self,
+        spectrogram: torch.Tensor,
+        global_conditioning: torch.Tensor | None = None,
+        padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        hidden = self.conv_pre(spectrogram)
+        if global_conditioning is not None:
+            hidden = hidden + self.cond(global_conditioning)
+        mask = padding_mask
+        for i in range(self.num_upsamples):
+            hidden = F.leaky_relu(hidden, self.config.leaky_relu_slope)
+            if mask is not None:
+                hidden = hidden * mask
+                mask = torch.repeat_interleave(mask, self.config.upsample_rates[i], dim=-1)
+            hidden = self.upsampler[i](hidden)
+            states = self._resblock(self.resblocks[i * self.num_kernels], hidden, mask)
+            for j in range(1, self.num_kernels):
+                states = states + self._resblock(self.resblocks[i * self.num_kernels + j], hidden, mask)
+            hidden = states / self.num_kernels
+        hidden = F.leaky_relu(hidden)
+        if mask is not None:
+            hidden = hidden * mask
+        waveform = torch.tanh(self.conv_post(hidden))
+        return waveform if mask is None else waveform * mask
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _init_weight_normed(module: nn.Module, std: float) -> None:
+    """N(0, std) init of a weight-normed conv: set the direction, then the gain to its norm."""
+    original = module.parametrizations.weight
+    nn.init.normal_(original.original1, 0.0, std)
+    dims = tuple(range(1, original.original1.dim()))
+    with torch.no_grad():
+        if not getattr(original.original0, "_is_hf_initialized", False):
+            original.original0.copy_(original.original1.norm(dim=dims, keepdim=True))
+
+
+class FTVPreTrainedModel(PreTrainedModel):
+    config_class = FTVConfig
+    base_model_prefix = "ftv"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = False
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """VITS's inits: flows start as the identity, decoder convs N(0, 0.01); the face encoder keeps timm's."""
+        if getattr(module, "_ftv_keep_init", False):
+            return
+        if isinstance(module, AdaptiveConditioning):
+            if not getattr(module.projection.weight, "_is_hf_initialized", False):
+                module.reset_parameters()
+        elif isinstance(module, VitsResidualCouplingLayer):
+            nn.init.zeros_(module.conv_post.weight)
+            nn.init.zeros_(module.conv_post.bias)
+        elif isinstance(module, VitsConvFlow):
+            nn.init.zeros_(module.conv_proj.weight)
+            nn.init.zeros_(module.conv_proj.bias)
+        elif isinstance(module, VitsElementwiseAffine):
+            nn.init.zeros_(module.translate)
+            nn.init.zeros_(module.log_scale)
+        elif isinstance(module, VitsAttention):
+            head_dim = self.config.hidden_size // self.config.num_attention_heads
+            if module.window_size:
+                nn.init.normal_(module.emb_rel_k, std=head_dim**-0.5)
+                nn.init.normal_(module.emb_rel_v, std=head_dim**-0.5)
+        elif isinstance(module, FTVDecoder):
+            for layer in module.modules():
+                if parametrize.is_parametrized(layer, "weight"):
+                    _init_weight_normed(layer, 0.01)
+        elif isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)) and not parametrize.is_parametrized(module):
+            nn.init.kaiming_normal_(module.weight)
+            if module.bias is not None:
+                bound = math.sqrt(module.groups / (module.in_channels * module.kernel_size[0]))
+                nn.init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, self.config.hidden_size**-0.5)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+class FTVModel(FTVPreTrainedModel):
+    """Face-to-voice VITS. See the module docstring; `FTVProcessor` makes its inputs."""
+
+    def __init__(self, config: FTVConfig) -> None:
+        super().__init__(config)
+        vits_config = config.vits_config()
+        self.vits_config = vits_config
+        self.text_encoder = VitsTextEncoder(vits_config)
+        self.face_encoder = FaceEncoder(config)
+        for module in self.face_encoder.modules():
+            module._ftv_keep_init = True  # timm's own init is the right one for NesT / ViT
+        self.face_conditioning = (
+            AdaptiveConditioning(
+                config.hidden_size, config.face_embedding_size, config.conditioning_kernel_size,
+                config.conditioning_groups,
+            )
+            if config.use_adaptive_conditioning
+            else None
+        )
+        self.face_projection = (
+            nn.Linear(config.face_embedding_size, config.global_conditioning_size)
+            if config.use_global_conditioning
+            else None
+        )
+        self.flow = VitsResidualCouplingBlock(vits_config)
+        self.decoder = FTVDecoder(vits_config)
+        if config.use_stochastic_duration_prediction:
+            self.duration_predictor = FTVStochasticDurationPredictor(vits_config)
+        else:
+            self.duration_predictor = VitsDurationPredictor(vits_config)
+        self.posterior_encoder = VitsPosteriorEncoder(vits_config)
+        num_classes = {name: len(labels) for name, labels in config.attribute_labels.items()}
+        self.face_attribute_head = (
+            FaceAttributeHead(config.face_embedding_size, config.attribute_hidden_size, num_classes)
+            if config.use_face_attribute_head
+            else None
+        )
+        self.audio_attribute_head = (
+            AudioAttributeHead(config.audio_attribute_length, num_classes) if config.use_audio_attribute_head else None
+        )
+        self.audio_features = AudioFeatures(
+            config.sampling_rate, config.n_fft, config.hop_length, config.win_length, config.num_mel_bins,
+            config.mel_fmin, config.mel_fmax,
+        )
+        self.post_init()
+
+    # ------------------------------------------------------------------ face
+
+    def get_face_embeddings(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """F for (B, 3, H, W) faces, or the mean F over the photos of (B, N, 3, H, W) (pixel_mask (B, N) marks real
+        photos when people have different numbers of them)."""
+        self._check_pixel_values(pixel_values)
+        if pixel_values.dim() == 4:
+            return self.face_encoder(pixel_values)
+        batch, views = pixel_values.shape[:2]
+        embeddings = self.face_encoder(pixel_values.flatten(0, 1)).view(batch, views, -1)
+        if pixel_mask is None:
+            return embeddings.mean(dim=1)
+        weights = pixel_mask.to(embeddings.dtype).unsqueeze(-1)
+        return (embeddings * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+    def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
+        size = self.config.image_size
+        if (
+            not isinstance(pixel_values, torch.Tensor)
+            or pixel_values.dim() not in (4, 5)
+            or tuple(pixel_values.shape[-3:]) != (3, size, size)
+        ):
+            shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values)
+            raise ValueError(
+                f"pixel_values must have shape (batch, 3, {size}, {size}) or (batch, photos, 3, {size}, {size}), got "
+                f"{shape}. Prepare face images with FTVProcessor (it converts, resizes and normalises them)."
+            )
+
+    def _face_inputs(
+        self,
+        pixel_values: torch.Tensor | None,
+        pixel_mask: torch.Tensor | None,
+        face_embeddings: torch.Tensor | None,
+        batch_size: int,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """F (B, E) and the VITS global conditioning (B, G, 1) or None."""
+        if face_embeddings is None:
+            if pixel_values is None:
+                raise ValueError("A face is needed: pass pixel_values (from FTVProcessor) or face_embeddings.")
+            face_embeddings = self.get_face_embeddings(pixel_values, pixel_mask)
+        if face_embeddings.dim() != 2 or face_embeddings.shape[-1] != self.config.face_embedding_size:
+            raise ValueError(
+                f"face_embeddings must have shape (batch, {self.config.face_embedding_size}), "
+                f"got {tuple(face_embeddings.shape)}."
+            )
+        if face_embeddings.shape[0] == 1 and batch_size > 1:
+            face_embeddings = face_embeddings.expand(batch_size, -1)
+        if face_embeddings.shape[0] != batch_size:
+            raise ValueError(f"Got {face_embeddings.shape[0]} faces for {batch_size} texts: give one face per text.")
+        global_conditioning = None
+        if self.face_projection is not None:
+            global_conditioning = self.face_projection(face_embeddings).unsqueeze(-1)
+        return face_embeddings, global_conditioning
+
+    def face_attributes(self, face_embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Face attribute head logits ({} when the head is switched off)."""
+        return {} if self.face_attribute_head is None else self.face_attribute_head(face_embeddings)
+
+    # ------------------------------------------------------------------ text
+
+    def encode_text(
+        self, input_ids: torch.Tensor, token_mask: torch.Tensor, face_embeddings: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Text encoder + SC-CNN face conditioning -> hidden (B, C, S), prior means and log-stddevs (B, D, S).
+
+        token_mask is (B, 1, S)."""
+        encoder = self.text_encoder
+        hidden = encoder.embed_tokens(input_ids) * math.sqrt(self.config.hidden_size)
+        hidden = encoder.encoder(
+            hidden_states=hidden,
+            padding_mask=token_mask.transpose(1, 2),
+            attention_mask=token_mask.squeeze(1).long(),
+            return_dict=True,
+        ).last_hidden_state.transpose(1, 2)
+        if self.face_conditioning is not None:
+            hidden = self.face_conditioning(hidden, face_embeddings, token_mask)
+        stats = encoder.project(hidden) * token_mask
+        means, log_stddevs = torch.split(stats, self.config.flow_size, dim=1)
+        return hidden, means, log_stddevs
+
+    def _check_text(self, input_ids: torch.Tensor) -> None:
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.shape[1] == 0:
+            raise ValueError("input_ids must be a non-empty (batch, length) tensor: make it with FTVProcessor.")
+        if input_ids.shape[1] > self.config.max_input_length:
+            raise ValueError(
+                f"The input has {input_ids.shape[1]} tokens, more than max_input_length "
+                f"({self.config.max_input_length}). Split the text into sentences and synthesize them in a batch."
+            )
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        pixel_mask: torch.Tensor | None = None,
+        face_embeddings: torch.Tensor | None = None,
+        waveform: torch.Tensor | None = None,
+        waveform_lengths: torch.Tensor | None = None,
+        gender_labels: torch.Tensor | None = None,
+        race_labels: torch.Tensor | None = None,
+        noise_scale: float | None = None,
+        noise_scale_duration: float | None = None,
+        speaking_rate: float | None = None,
+        seed: int | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> FTVModelOutput | FTVTrainingOutput:
+        """Synthesize speech, or (with `waveform`) compute the training losses.
+
+        input_ids, attention_mask: (B, S) phoneme ids from FTVProcessor. pixel_values: (B, 3, H, W) faces, or
+        (B, N, 3, H, W) several photos per person (their embeddings are averaged); or face_embeddings (B, E).
+        Training: waveform (B, T) float target audio at config.sampling_rate, waveform_lengths (B,), and optional
+        gender_labels / race_labels (B,) with -100 for missing pseudo-labels.
+        Inference controls: noise_scale (prior noise), noise_scale_duration (duration noise), speaking_rate
+        (> 1 is faster), seed (each item's noise depends only on the seed and the item, so batching does not
+        change anyone's audio).
+        """
+        self._check_text(input_ids)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        token_mask = attention_mask.unsqueeze(1).to(self.dtype)
+        face, global_conditioning = self._face_inputs(pixel_values, pixel_mask, face_embeddings, input_ids.shape[0])
+        if waveform is not None:
+            if waveform_lengths is None:
+                waveform_lengths = torch.full((waveform.shape[0],), waveform.shape[-1], device=waveform.device)
+            labels = {"gender": gender_labels, "race": race_labels}
+            return self._training_forward(
+                input_ids, token_mask, face, global_conditioning, waveform, waveform_lengths, labels
+            )
+        with parametrize.cached():  # weight norm computed once per call, not per use
+            return self._synthesize(
+                input_ids,
+                token_mask,
+                face,
+                global_conditioning,
+                self.config.noise_scale if noise_scale is None else noise_scale,
+                self.config.noise_scale_duration if noise_scale_duration is None else noise_scale_duration,
+                self.config.speaking_rate if speaking_rate is None else speaking_rate,
+                seed,
+            )
+
+    # ------------------------------------------------------------------ inference
+
+    @staticmethod
+    def _item_noise(lengths: list[int], channels: int, max_length: int, seed: int, like: torch.Tensor) -> torch.Tensor:
+        """(B, channels, max_length) standard normal noise, item i drawn from `seed` for its own length only."""
+        noise = torch.zeros(len(lengths), channels, max_length)
+        for i, length in enumerate(lengths):
+            generator = torch.Generator().manual_seed(seed)
+            noise[i, :, :length] = torch.randn(channels, length, generator=generator)
+        return noise.to(device=like.device, dtype=like.dtype)
+
+    def _synthesize(
+        self,
+        input_ids: torch.Tensor,
+        token_mask: torch.Tensor,
+        face: torch.Tensor,
+        global_conditioning: torch.Tensor | None,
+        noise_scale: float,
+        noise_scale_duration: float,
+        speaking_rate: float,
+        seed: int | None,
+    ) -> FTVModelOutput:
+        if speaking_rate <= 0:
+            raise ValueError(f"speaking_rate must be positive, got {speaking_rate}.")
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        hidden, prior_means, prior_log_stddevs = self.encode_text(input_ids, token_mask, face)
+        token_lengths = token_mask.sum(dim=(1, 2)).long().tolist()
+        if self.config.use_stochastic_duration_prediction:
+            noise = self._item_noise(token_lengths, 2, input_ids.shape[1], seed, hidden)
+            log_duration = self.duration_predictor(
+                hidden, token_mask, global_conditioning, reverse=True, noise_scale=noise_scale_duration, noise=noise
+            )
+        else:
+            log_duration = self.duration_predictor(hidden, token_mask, global_conditioning)
+        durations = torch.ceil(torch.exp(log_duration) * token_mask / speaking_rate)  # (B, 1, S)
+        frame_lengths = torch.clamp_min(durations.sum(dim=(1, 2)), 1).long()
+        max_frames = int(frame_lengths.max())
+        frame_mask = (torch.arange(max_frames, device=hidden.device)[None, :] < frame_lengths[:, None]).unsqueeze(1)
+        frame_mask = frame_mask.to(hidden.dtype)
+
+        # Hard alignment from durations: token s covers frames [cum[s-1], cum[s]).
+        cumulative = torch.cumsum(durations.squeeze(1), dim=-1)  # (B, S)
+        frames = torch.arange(max_frames, device=hidden.device, dtype=cumulative.dtype)
+        ends = frames[None, None, :] < cumulative[:, :, None]
+        starts = frames[None, None, :] < (cumulative - durations.squeeze(1))[:, :, None]
+        path = (ends & ~starts).to(hidden.dtype) * token_mask.transpose(1, 2) * frame_mask  # (B, S, T)
+        means = torch.bmm(prior_means, path)
+        log_stddevs = torch.bmm(prior_log_stddevs, path)
+
+        noise = self._item_noise(frame_lengths.tolist(), self.config.flow_size, max_frames, seed + 1, hidden)
+        prior_latents = (means + noise * torch.exp(log_stddevs) * noise_scale) * frame_mask
+        latents = self.flow(prior_latents, frame_mask, global_conditioning, reverse=True) * frame_mask
+        batched = input_ids.shape[0] > 1
+        waveform = self.decoder(latents, global_conditioning, frame_mask if batched else None).squeeze(1)
+        return FTVModelOutput(
+            waveform=waveform,
+            sequence_lengths=frame_lengths * self.config.hop_length,
+            spectrogram=latents,
+            face_embedding=face,
+            attribute_logits=self.face_attributes(face),
+            durations=durations.squeeze(1),
+        )
+
+    # ------------------------------------------------------------------ training
+
+    def _training_forward(
+        self,
+        input_ids: torch.Tensor,
+        token_mask: torch.Tensor,
+        face: torch.Tensor,
+        global_conditioning: torch.Tensor | None,
+        waveform: torch.Tensor,
+        waveform_lengths: torch.Tensor,
+        labels: dict[str, torch.Tensor | None],
+    ) -> FTVTrainingOutput:
+        config = self.config
+        hop = config.hop_length
+        segment_frames = config.segment_size // hop
+        # Room for at least one decoder segment, so short utterances still train.
+        if waveform.shape[-1] < config.segment_size:
+            waveform = F.pad(waveform, (0, config.segment_size - waveform.shape[-1]))
+        waveform = waveform[..., : waveform.shape[-1] // hop * hop]
+        spectrogram = self.audio_features.linear_spectrogram(waveform)  # (B, F, N) fp32
+        num_frames = spectrogram.shape[-1]
+        frame_lengths = torch.clamp(waveform_lengths // hop, max=num_frames)
+        frame_mask = (torch.arange(num_frames, device=waveform.device)[None, :] < frame_lengths[:, None]).unsqueeze(1)
+        frame_mask = frame_mask.to(self.dtype)
+        token_lengths = token_mask.sum(dim=(1, 2))
+        check_alignable(token_lengths.cpu(), frame_lengths.cpu())
+
+        posterior_latents, _, posterior_log_stddev = self.posterior_encoder(
+            spectrogram.to(self.dtype), frame_mask, global_conditioning
+        )
+        prior_latents = self.flow(posterior_latents, frame_mask, global_conditioning)
+        hidden, prior_means, prior_log_stddevs = self.encode_text(input_ids, token_mask, face)
+
+        with torch.no_grad():
+            log_likelihood = alignment_log_likelihood(prior_latents, prior_means, prior_log_stddevs)
+            path = monotonic_alignment(log_likelihood, token_mask.squeeze(1), frame_mask.squeeze(1))  # (B, S, T)
+        durations = path.sum(dim=2).unsqueeze(1)  # (B, 1, S)
+        if config.use_stochastic_duration_prediction:
+            nll = self.duration_predictor(hidden, token_mask, global_conditioning, durations=durations)
+            duration_loss = torch.sum(nll.float()) / torch.sum(token_mask)
+        else:
+            target = torch.log(durations + 1e-6) * token_mask
+            predicted = self.duration_predictor(hidden, token_mask, global_conditioning)
+            duration_loss = torch.sum((predicted.float() - target.float()) ** 2) / torch.sum(token_mask)
+
+        expanded_means = torch.bmm(prior_means, path.to(prior_means.dtype))
+        expanded_log_stddevs = torch.bmm(prior_log_stddevs, path.to(prior_log_stddevs.dtype))
+        kl = kl_loss(prior_latents, posterior_log_stddev, expanded_means, expanded_log_stddevs, frame_mask)
+
+        # A random decoder segment per item (inside its valid frames when it is long enough).
+        max_start = torch.clamp_min(frame_lengths - segment_frames, 0)
+        starts = (torch.rand(max_start.shape, device=waveform.device) * (max_start + 1).float()).long()
+        frame_index = starts[:, None] + torch.arange(segment_frames, device=waveform.device)[None, :]
+        latent_segment = torch.gather(
+            posterior_latents, 2, frame_index[:, None, :].expand(-1, posterior_latents.shape[1], -1)
+        )
+        sample_index = (starts * hop)[:, None] + torch.arange(config.segment_size, device=waveform.device)[None, :]
+        target_waveform = torch.gather(waveform, 1, sample_index).unsqueeze(1)
+        predicted_waveform = self.decoder(latent_segment, global_conditioning)
+
+        target_mel = torch.gather(
+            self.audio_features.mel_from_linear(spectrogram), 2,
+            frame_index[:, None, :].expand(-1, config.num_mel_bins, -1),
+        )
+        predicted_mel = self.audio_features.mel_spectrogram(predicted_waveform.squeeze(1))
+        mel_loss = F.l1_loss(predicted_mel, target_mel)
+
+        zero = mel_loss.new_zeros(())
+        face_logits = self.face_attributes(face)
+        face_attribute_loss = attribute_loss(face_logits, labels) if face_logits else zero
+        if self.audio_attribute_head is not None:
+            audio_attribute_loss = attribute_loss(self.audio_attribute_head(predicted_waveform.squeeze(1)), labels)
+        else:
+            audio_attribute_loss = zero
+        total_attribute_loss = face_attribute_loss + config.audio_attribute_loss_weight * audio_attribute_loss
+
+        loss = (
+            config.mel_loss_weight * mel_loss
+            + config.kl_loss_weight * kl
+            + config.duration_loss_weight * duration_loss
+            + config.attribute_loss_weight * total_attribute_loss
+        )
+        return FTVTrainingOutput(
+            loss=loss,
+            mel_loss=mel_loss,
+            kl_loss=kl,
+            duration_loss=duration_loss,
+            face_attribute_loss=face_attribute_loss,
+            audio_attribute_loss=audio_attribute_loss,
+            attribute_loss=total_attribute_loss,
+            predicted_waveform=predicted_waveform,
+            target_waveform=target_waveform,
+            predicted_mel=predicted_mel,
+            target_mel=target_mel,
+            face_embedding=face,
+            attribute_logits=face_logits,
+            alignment=path,
+        )
+
+    # ------------------------------------------------------------------ utilities
+
+    def fold_weight_norm(self) -> FTVModel:
+        """Fold every weight-norm parametrization into plain weights, for deployment (cannot be trained after)."""
+        for module in self.modules():
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight")
+        return self
+
+    def num_parameters_by_part(self) -> dict[str, int]:
+        """Parameter counts of the face encoder, the face-specific layers and the VITS backbone."""
+        def count(module: nn.Module | None) -> int:
+            return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+        face = count(self.face_encoder)
+        face_layers = count(self.face_conditioning) + count(self.face_projection)
+        heads = count(self.face_attribute_head) + count(self.audio_attribute_head)
+        total = count(self)
+        return {
+            "face_encoder": face,
+            "face_conditioning": face_layers,
+            "attribute_heads": heads,
+            "backbone": total - face - face_layers - heads,
+            "total": total,
+        }
+
+    def init_backbone_from_vits(self, vits_model_or_path: str | Path | nn.Module, **kwargs) -> list[str]:
+        """Copy a transformers VITS checkpoint (Hub id, local directory or VitsModel) into the backbone.
+
+        Returns the backbone parameter names that the checkpoint did not provide (they keep their init).
+        Weight-normed FTV layers take a plain VITS weight w as direction w and gain ||w||.
+        """
+        from .vits_import import load_vits_backbone
+
+        return load_vits_backbone(self, vits_model_or_path, **kwargs)
