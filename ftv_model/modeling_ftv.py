@@ -257,6 +257,21 @@ class FTVPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     supports_gradient_checkpointing = False
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, then re-allocate tensors that safetensors left unaligned.
+
+        Tensors viewed straight out of the file can sit at addresses that push oneDNN/BLAS onto other SIMD paths,
+        so a loaded model's audio differed from the saved one's in the last bits; aligned copies make a save/load
+        round trip bit-identical.
+        """
+        model = super().from_pretrained(*args, **kwargs)
+        with torch.no_grad():
+            for tensor in list(model.parameters()) + list(model.buffers()):
+                if tensor.data_ptr() % 64:
+                    tensor.data = tensor.data.clone()
+        return model
+
     def _init_weights(self, module: nn.Module) -> None:
         """VITS's inits: flows start as the identity, decoder convs N(0, 0.01); the face encoder keeps timm's."""
         if getattr(module, "_ftv_keep_init", False):
@@ -338,10 +353,7 @@ class FTVModel(FTVPreTrainedModel):
         self.audio_attribute_head = (
             AudioAttributeHead(config.audio_attribute_length, num_classes) if config.use_audio_attribute_head else None
         )
-        self.audio_features = AudioFeatures(
-            config.sampling_rate, config.n_fft, config.hop_length, config.win_length, config.num_mel_bins,
-            config.mel_fmin, config.mel_fmax,
-        )
+        self.audio_features = AudioFeatures.from_config(config)
         self.post_init()
 
     # ------------------------------------------------------------------ face
