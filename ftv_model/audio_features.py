@@ -86,6 +86,11 @@ class AudioFeatures:
     @classmethod
     def from_config(cls, config) -> AudioFeatures:
         return cls(
-            config.sampling_rate, config.n_fft, config.hop_length, config.win_length, config.num_mel_bins,
-            config.mel_fmin, config.mel_fmax,
+            config.sampling_rate,
+            config.n_fft,
+            config.hop_length,
+            config.win_length,
+            config.num_mel_bins,
+            config.mel_fmin,
+            config.mel_fmax,
         )

@@ -38,7 +38,9 @@ def generator_adversarial_loss(fake_scores: list[torch.Tensor]) -> torch.Tensor:
     return loss
 
 
-def feature_matching_loss(real_features: list[list[torch.Tensor]], fake_features: list[list[torch.Tensor]]) -> torch.Tensor:
+def feature_matching_loss(
+    real_features: list[list[torch.Tensor]], fake_features: list[list[torch.Tensor]]
+) -> torch.Tensor:
     """L1 between discriminator feature maps of real and generated audio (x2, as VITS)."""
     loss = 0.0
     for real_maps, fake_maps in zip(real_features, fake_features):

@@ -44,6 +44,7 @@ from .audio_features import AudioFeatures
 from .conditioning import AdaptiveConditioning
 from .configuration_ftv import FTVConfig
 from .face_encoder import FaceEncoder
+from .loading import raise_checkpoint_error
 from .losses import kl_loss
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -153,9 +154,10 @@ class FTVStochasticDurationPredictor(VitsStochasticDurationPredictor):
         hidden = self.post_conv_pre(durations)
         hidden = self.post_conv_dds(hidden, padding_mask)
         hidden = self.post_conv_proj(hidden) * padding_mask
-        posterior_noise = torch.randn(
-            durations.size(0), 2, durations.size(2), device=inputs.device, dtype=inputs.dtype
-        ) * padding_mask
+        posterior_noise = (
+            torch.randn(durations.size(0), 2, durations.size(2), device=inputs.device, dtype=inputs.dtype)
+            * padding_mask
+        )
         latents_posterior, log_det_posterior = self._run_flows(
             self.post_flows, posterior_noise, padding_mask, conditioning + hidden
         )
@@ -265,7 +267,11 @@ class FTVPreTrainedModel(PreTrainedModel):
         so a loaded model's audio differed from the saved one's in the last bits; aligned copies make a save/load
         round trip bit-identical.
         """
-        model = super().from_pretrained(*args, **kwargs)
+        try:
+            model = super().from_pretrained(*args, **kwargs)
+        except (OSError, ValueError) as error:
+            name = args[0] if args else kwargs.get("pretrained_model_name_or_path", "")
+            raise_checkpoint_error(name, "model", error)
         with torch.no_grad():
             for tensor in list(model.parameters()) + list(model.buffers()):
                 if tensor.data_ptr() % 64:
@@ -326,7 +332,9 @@ class FTVModel(FTVPreTrainedModel):
             module._ftv_keep_init = True  # timm's own init is the right one for NesT / ViT
         self.face_conditioning = (
             AdaptiveConditioning(
-                config.hidden_size, config.face_embedding_size, config.conditioning_kernel_size,
+                config.hidden_size,
+                config.face_embedding_size,
+                config.conditioning_kernel_size,
                 config.conditioning_groups,
             )
             if config.use_adaptive_conditioning
@@ -624,7 +632,8 @@ class FTVModel(FTVPreTrainedModel):
         predicted_waveform = self.decoder(latent_segment, global_conditioning)
 
         target_mel = torch.gather(
-            self.audio_features.mel_from_linear(spectrogram), 2,
+            self.audio_features.mel_from_linear(spectrogram),
+            2,
             frame_index[:, None, :].expand(-1, config.num_mel_bins, -1),
         )
         predicted_mel = self.audio_features.mel_spectrogram(predicted_waveform.squeeze(1))
@@ -673,6 +682,7 @@ class FTVModel(FTVPreTrainedModel):
 
     def num_parameters_by_part(self) -> dict[str, int]:
         """Parameter counts of the face encoder, the face-specific layers and the VITS backbone."""
+
         def count(module: nn.Module | None) -> int:
             return 0 if module is None else sum(p.numel() for p in module.parameters())
 

@@ -8,6 +8,7 @@ from transformers import ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
 
 from .image_processing_ftv import FTVImageProcessor
+from .loading import raise_checkpoint_error
 from .text_frontend import TextFrontendError
 from .tokenization_ftv import FTVTokenizer
 
@@ -34,6 +35,13 @@ class FTVProcessor(ProcessorMixin):
         self.max_input_length = max_input_length
         super().__init__(image_processor, tokenizer, **kwargs)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args: Any, **kwargs: Any) -> FTVProcessor:
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except (OSError, ValueError) as error:
+            raise_checkpoint_error(pretrained_model_name_or_path, "processor", error)
+
     def __call__(  # type: ignore[override]
         self,
         text: str | list[str] | None = None,
@@ -52,7 +60,9 @@ class FTVProcessor(ProcessorMixin):
                 raise TextFrontendError("No text given: type a sentence to speak.")
             tokenize_kwargs = {"phonemize": False} if phonemes is not None else {}
             encoded = self.tokenizer(texts, padding=True, return_tensors=return_tensors, **tokenize_kwargs)
-            lengths = encoded["attention_mask"].sum(-1) if return_tensors else [sum(m) for m in encoded["attention_mask"]]
+            lengths = (
+                encoded["attention_mask"].sum(-1) if return_tensors else [sum(m) for m in encoded["attention_mask"]]
+            )
             longest = int(max(lengths))
             if longest > self.max_input_length:
                 raise TextFrontendError(

@@ -16,10 +16,7 @@ PAD = "_"
 PUNCTUATION = ';:,.!?¡¿—…"«»“” '
 # Latin letters are kept for voices whose vocabularies contain them; espeak-ng output is IPA.
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-IPA = (
-    "ɑɐɒæɓʙβɔɕçɗɖðʤəɘɚɛɜɝɞɟʄɡɠɢʛɦɧħɥʜɨɪʝɭɬɫɮʟɱɯɰŋɳɲɴøɵɸθœɶʘɹɺɾɻʀʁɽʂʃʈʧʉʊʋⱱʌɣɤʍχʎʏʑʐʒʔʡʕʢǀǁǂǃ"
-    "ˈˌːˑʼʴʰʱʲʷˠˤ˞↓↑→↗↘'̩ᵻ"
-)
+IPA = "ɑɐɒæɓʙβɔɕçɗɖðʤəɘɚɛɜɝɞɟʄɡɠɢʛɦɧħɥʜɨɪʝɭɬɫɮʟɱɯɰŋɳɲɴøɵɸθœɶʘɹɺɾɻʀʁɽʂʃʈʧʉʊʋⱱʌɣɤʍχʎʏʑʐʒʔʡʕʢǀǁǂǃˈˌːˑʼʴʰʱʲʷˠˤ˞↓↑→↗↘'̩ᵻ"
 
 
 def default_symbols() -> list[str]:
@@ -47,11 +44,17 @@ def clean_text(text: str) -> str:
     if not text:
         raise TextFrontendError("The text is empty: type a sentence to speak.")
     unknown = sorted(
-        {c for c in text if unicodedata.category(c)[0] not in ("L", "N", "P", "Z", "S") or unicodedata.category(c) == "So"}
+        {
+            c
+            for c in text
+            if unicodedata.category(c)[0] not in ("L", "N", "P", "Z", "S") or unicodedata.category(c) == "So"
+        }
     )
     if unknown:
         shown = ", ".join(repr(c) for c in unknown)
-        raise TextFrontendError(f"The text contains characters that cannot be spoken: {shown}. Remove them and try again.")
+        raise TextFrontendError(
+            f"The text contains characters that cannot be spoken: {shown}. Remove them and try again."
+        )
     if not any(unicodedata.category(c)[0] in _SPEAKABLE_CATEGORIES for c in text):
         raise TextFrontendError("The text has nothing to speak (no letters or digits): type words to speak.")
     return text

@@ -15,7 +15,8 @@ from typing import Any
 
 from transformers import PreTrainedTokenizer, VitsTokenizer
 
-from .text_frontend import PAD, TextFrontendError, default_symbols, phonemize as phonemize_text
+from .text_frontend import PAD, TextFrontendError, default_symbols
+from .text_frontend import phonemize as phonemize_text
 
 VOCAB_FILES_NAMES = {"vocab_file": "vocab.json"}
 

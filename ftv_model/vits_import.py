@@ -21,7 +21,9 @@ def _weight_norm_pair(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return weight.norm(dim=dims, keepdim=True), weight
 
 
-def load_vits_backbone(model: nn.Module, source: str | Path | nn.Module, strict_shapes: bool = True, **kwargs) -> list[str]:
+def load_vits_backbone(
+    model: nn.Module, source: str | Path | nn.Module, strict_shapes: bool = True, **kwargs
+) -> list[str]:
     """Copy matching backbone tensors from `source` into `model`; return the backbone names left untouched.
 
     source: a `transformers.VitsModel`, or a Hub id / local directory loadable by `VitsModel.from_pretrained`
@@ -53,7 +55,10 @@ def load_vits_backbone(model: nn.Module, source: str | Path | nn.Module, strict_
             updates[name] = tensor
             continue
         stem = name[: -len(".weight")] if name.endswith(".weight") else None
-        gain_name, direction_name = f"{stem}.parametrizations.weight.original0", f"{stem}.parametrizations.weight.original1"
+        gain_name, direction_name = (
+            f"{stem}.parametrizations.weight.original0",
+            f"{stem}.parametrizations.weight.original1",
+        )
         if stem is not None and gain_name in own:
             updates[gain_name], updates[direction_name] = _weight_norm_pair(tensor)
     for name, tensor in updates.items():

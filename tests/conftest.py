@@ -22,3 +22,6 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"needs the shared real data at {SHARED_DATA} (set FTV_SHARED_DATA); always present in CI")
     return SHARED_DATA
+
+
+pytest_plugins = ["tests.model_fixtures", "tests.hub_fixtures"]

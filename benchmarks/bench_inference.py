@@ -1,0 +1,94 @@
+"""CPU inference speed of FTVModel: real-time factor (synthesis time / audio time) for a ~5-second sentence.
+
+    python benchmarks/bench_inference.py [--threads 2] [--runs 5] [--model DIR]
+
+Without --model it times a randomly initialised default (paper) configuration with durations pinned so the
+sentence lasts ~5 s (an untrained duration predictor would make any length). Prints the median RTF and where the
+time goes (face encoder + text encoder, duration predictor, flow, decoder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ftv_model import FTVConfig, FTVModel, FTVProcessor  # noqa: E402
+
+SENTENCE = "The birch canoe slid on the smooth planks, and glue the sheet to the dark blue background."
+
+
+class _Timer:
+    """Accumulates wall time of module forwards through hooks."""
+
+    def __init__(self, modules: dict[str, torch.nn.Module]) -> None:
+        self.totals = dict.fromkeys(modules, 0.0)
+        self._starts: dict[str, float] = {}
+        for name, module in modules.items():
+            module.register_forward_pre_hook(lambda *_, n=name: self._starts.__setitem__(n, time.perf_counter()))
+            module.register_forward_hook(lambda *_, n=name: self._stop(n))
+
+    def _stop(self, name: str) -> None:
+        self.totals[name] += time.perf_counter() - self._starts[name]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5.0, help="target audio length for a random model")
+    parser.add_argument("--model", default=None, help="a trained FTV checkpoint (its own durations are used)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    if args.model:
+        model, processor = FTVModel.from_pretrained(args.model), FTVProcessor.from_pretrained(args.model)
+    else:
+        torch.manual_seed(0)
+        model, processor = FTVModel(FTVConfig()), FTVProcessor()
+    model.eval()
+    inputs = processor(text=SENTENCE, images=torch.rand(3, 256, 256))
+    tokens = int(inputs["attention_mask"].sum())
+    if not args.model:
+        # Pin every token to the same duration so the random model speaks for --seconds.
+        frames = args.seconds * model.config.sampling_rate / model.config.hop_length
+        log_duration = torch.log(torch.tensor(frames / tokens - 0.5))
+        predictor = model.duration_predictor
+        predictor.forward = lambda hidden, mask, *a, **k: (
+            log_duration.expand(hidden.shape[0], 1, hidden.shape[2]) * mask
+        )
+
+    parts = {
+        "face encoder": model.face_encoder,
+        "text encoder": model.text_encoder.encoder,
+        "duration predictor": model.duration_predictor,
+        "flow": model.flow,
+        "decoder": model.decoder,
+    }
+    timer = _Timer({k: v for k, v in parts.items() if not (k == "duration predictor" and not args.model)})
+    with torch.inference_mode():
+        model(**inputs, seed=0)  # warm-up
+        for key in timer.totals:
+            timer.totals[key] = 0.0
+        times, audio_seconds = [], 0.0
+        for run in range(args.runs):
+            start = time.perf_counter()
+            out = model(**inputs, seed=run)
+            times.append(time.perf_counter() - start)
+            audio_seconds = float(out.sequence_lengths[0]) / model.config.sampling_rate
+    median = statistics.median(times)
+    print(f"torch {torch.__version__}, {args.threads} threads, {tokens} tokens, {audio_seconds:.2f} s of audio")
+    print(f"synthesis time: median {median * 1000:.0f} ms over {args.runs} runs -> RTF {median / audio_seconds:.3f}")
+    total = sum(timer.totals.values())
+    for name, seconds in timer.totals.items():
+        print(f"  {name:20s} {seconds / args.runs * 1000:7.1f} ms  ({seconds / max(total, 1e-9) * 100:4.1f}%)")
+
+
+if __name__ == "__main__":
+    main()

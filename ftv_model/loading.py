@@ -1,0 +1,33 @@
+"""One clear error for a checkpoint that cannot be loaded, shared by the model and the processor.
+
+transformers reports a missing local directory as an invalid Hub repo id, and an offline miss as a cache error;
+a user needs to hear what was looked for and how to get a checkpoint instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+from huggingface_hub.errors import HFValidationError
+
+
+class CheckpointNotFoundError(OSError):
+    """No FTV checkpoint at the given path or Hub id."""
+
+
+def raise_checkpoint_error(name: str | os.PathLike, what: str, error: Exception) -> None:
+    """Re-raise a from_pretrained failure as CheckpointNotFoundError with the fix in the message."""
+    if not isinstance(error, (OSError, HFValidationError)):
+        raise error
+    location = str(name)
+    if os.path.isdir(location):
+        reason = f"the directory {location} has no loadable {what} files ({error})"
+    elif os.path.isabs(location) or location.startswith(".") or location.count("/") > 1 or os.path.exists(location):
+        reason = f"there is no directory {location}"
+    else:
+        reason = f"the Hub repo {location!r} could not be reached or is not in the local cache ({error})"
+    raise CheckpointNotFoundError(
+        f"Could not load the FTV {what}: {reason}. Give a directory written by save_pretrained (config.json + "
+        "model.safetensors + processor files) or a Hub repo id (online, or already cached when HF_HUB_OFFLINE=1). "
+        "To make one, train with `accelerate launch train/train.py` (see README)."
+    ) from error

@@ -1,0 +1,326 @@
+"""FTVModel: shapes, gradients, overfitting, save/load, batching, VITS import, duration-flow inversion, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import soundfile as sf
+import torch
+from transformers import AutoConfig, AutoModel, VitsConfig, VitsModel
+
+from ftv_model import FTVConfig, FTVDiscriminator, FTVModel, FTVProcessor
+from ftv_model.alignment import AlignmentError
+from ftv_model.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
+from ftv_model.text_frontend import phonemize
+
+from .conftest import FIXTURES
+from .model_fixtures import tiny_config
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def speech_batch() -> dict[str, torch.Tensor]:
+    """Two real VCTK utterances (F, M) with their phonemes and two London faces (F, M): a real training batch."""
+    processor = FTVProcessor()
+    rows = [line.strip().split("|") for line in (FIXTURES / "speech" / "transcripts.txt").read_text().splitlines()]
+    waves = [torch.tensor(sf.read(FIXTURES / "speech" / name, dtype="float32")[0]) for name, _, _ in rows]
+    # 2.5 s of each keeps the test fast; the transcript is cut to match roughly.
+    waves = [w[:40000] for w in waves]
+    texts = [" ".join(text.split()[:7]) for _, _, text in rows]
+    faces = [FIXTURES / "faces" / "london_001.jpg", FIXTURES / "faces" / "london_005.jpg"]
+    inputs = processor(phonemes=phonemize(texts), images=faces)
+    lengths = torch.tensor([len(w) for w in waves])
+    waveform = torch.zeros(len(waves), int(lengths.max()))
+    for i, wave in enumerate(waves):
+        waveform[i, : len(wave)] = wave
+    return {
+        **inputs,
+        "waveform": waveform,
+        "waveform_lengths": lengths,
+        "gender_labels": torch.tensor([1, 0]),
+        "race_labels": torch.tensor([3, -100]),
+    }
+
+
+def test_default_config_is_the_papers_size_and_runs():
+    """The paper's configuration: ~43.6M parameters, and one inference pass works end to end."""
+    torch.manual_seed(0)
+    model = FTVModel(FTVConfig()).eval()
+    parts = model.num_parameters_by_part()
+    assert 41e6 < parts["total"] < 45e6, parts
+    assert 2e6 < parts["face_encoder"] < 3.5e6
+    discriminator = FTVDiscriminator(FTVConfig())
+    assert 45e6 < sum(p.numel() for p in discriminator.parameters()) < 48e6
+    ids = torch.randint(1, 100, (1, 25))
+    with torch.inference_mode():
+        out = model(ids, pixel_values=torch.randn(1, 3, 128, 128), seed=0)
+    assert out.waveform.shape[0] == 1
+    assert int(out.sequence_lengths[0]) == out.waveform.shape[1]
+    assert out.waveform.shape[1] % model.config.hop_length == 0
+    assert out.face_embedding.shape == (1, 128)
+    assert out.attribute_logits["gender"].shape == (1, 2) and out.attribute_logits["race"].shape == (1, 6)
+
+
+def test_inference_shapes_lengths_and_controls():
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config()).eval()
+    ids = torch.randint(1, 100, (3, 20))
+    mask = torch.ones_like(ids)
+    mask[1, 12:] = 0
+    faces = torch.randn(3, 3, 128, 128)
+    with torch.inference_mode():
+        out = model(ids, mask, faces, seed=0)
+        slow = model(ids, mask, faces, seed=0, speaking_rate=0.5)
+        again = model(ids, mask, faces, seed=0)
+        other = model(ids, mask, faces, seed=1)
+    assert out.waveform.shape == (3, int(out.sequence_lengths.max()))
+    assert out.durations.shape == (3, 20) and float(out.durations[1, 12:].sum()) == 0
+    assert torch.all(out.sequence_lengths == out.durations.sum(-1).long() * model.config.hop_length)
+    assert torch.all(slow.sequence_lengths > out.sequence_lengths)
+    assert torch.equal(out.waveform, again.waveform)
+    assert not torch.equal(out.waveform, other.waveform)
+    for i, length in enumerate(out.sequence_lengths.tolist()):
+        assert float(out.waveform[i, length:].abs().sum()) == 0.0
+
+
+def test_batched_equals_one_by_one():
+    """Each item's audio is the same in a batch as alone (no noise or conv leakage from padding)."""
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config()).eval()
+    with torch.no_grad():
+        model.face_conditioning.projection.weight.normal_(0, 0.1)  # make the face path matter
+    ids = torch.randint(1, 100, (2, 30))
+    mask = torch.ones_like(ids)
+    mask[1, 18:] = 0
+    faces = torch.randn(2, 3, 128, 128)
+    with torch.inference_mode():
+        batched = model(ids, mask, faces, seed=7)
+        for i, length in enumerate([30, 18]):
+            alone = model(ids[i : i + 1, :length], pixel_values=faces[i : i + 1], seed=7)
+            n = int(alone.sequence_lengths[0])
+            assert int(batched.sequence_lengths[i]) == n
+            torch.testing.assert_close(batched.waveform[i, :n], alone.waveform[0], atol=1e-5, rtol=0)
+
+
+def test_several_photos_average_their_embeddings():
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config()).eval()
+    photos = torch.randn(2, 3, 128, 128)
+    with torch.inference_mode():
+        single = model.get_face_embeddings(photos)
+        averaged = model.get_face_embeddings(photos.unsqueeze(0))
+        masked = model.get_face_embeddings(photos.unsqueeze(0), pixel_mask=torch.tensor([[1, 0]]))
+    torch.testing.assert_close(averaged[0], single.mean(0))
+    torch.testing.assert_close(masked[0], single[0])
+
+
+def test_training_forward_losses_and_gradients_reach_face_encoder(speech_batch):
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config()).train()
+    out = model(**speech_batch)
+    for name in ("loss", "mel_loss", "kl_loss", "duration_loss", "face_attribute_loss", "audio_attribute_loss"):
+        value = getattr(out, name)
+        assert value.dim() == 0 and torch.isfinite(value), name
+    segment = model.config.segment_size
+    assert out.predicted_waveform.shape == out.target_waveform.shape == (2, 1, segment)
+    assert out.alignment.shape[0] == 2
+    # MAS gives every real token >= 1 frame and no frame to padding.
+    durations = out.alignment.sum(-1)
+    tokens = speech_batch["attention_mask"].sum(-1)
+    for i in range(2):
+        assert torch.all(durations[i, : tokens[i]] >= 1) and float(durations[i, tokens[i] :].sum()) == 0
+
+    face_params = [p for p in model.face_encoder.parameters() if p.requires_grad]
+    for name in ("mel_loss", "face_attribute_loss", "audio_attribute_loss"):
+        grads = torch.autograd.grad(getattr(out, name), face_params, retain_graph=True, allow_unused=True)
+        total = sum(float(g.abs().sum()) for g in grads if g is not None)
+        assert total > 0, f"{name} does not reach the face encoder"
+
+
+def test_missing_labels_are_ignored(speech_batch):
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config()).train()
+    batch = {**speech_batch, "gender_labels": torch.tensor([-100, -100]), "race_labels": torch.tensor([-100, -100])}
+    out = model(**batch)
+    assert float(out.face_attribute_loss) == 0.0 and float(out.audio_attribute_loss) == 0.0
+
+
+def test_ablation_switches_remove_their_parts(speech_batch):
+    torch.manual_seed(0)
+    config = tiny_config(
+        use_face_attribute_head=False,
+        use_audio_attribute_head=False,
+        face_encoder_type="vit",
+        face_vit_embed_dim=32,
+        face_vit_depth=1,
+        face_vit_num_heads=2,
+    )
+    model = FTVModel(config)
+    assert model.face_attribute_head is None and model.audio_attribute_head is None
+    assert type(model.face_encoder.backbone).__name__ == "VisionTransformer"
+    out = model(**speech_batch)
+    assert float(out.attribute_loss) == 0.0 and torch.isfinite(out.loss)
+    with torch.inference_mode():
+        assert model.eval()(speech_batch["input_ids"], pixel_values=speech_batch["pixel_values"]).attribute_logits == {}
+
+
+def test_tiny_model_overfits_one_batch(speech_batch):
+    """50 generator+discriminator steps on one fixed batch: the reconstruction and KL losses fall clearly."""
+    torch.manual_seed(0)
+    config = tiny_config(segment_size=4096)
+    model = FTVModel(config).train()
+    discriminator = FTVDiscriminator(config).train()
+    opt_g = torch.optim.AdamW(model.parameters(), 2e-3, betas=(0.8, 0.99))
+    opt_d = torch.optim.AdamW(discriminator.parameters(), 2e-3, betas=(0.8, 0.99))
+    history = []
+    for _ in range(50):
+        out = model(**speech_batch)
+        real, _ = discriminator(out.target_waveform)
+        fake, _ = discriminator(out.predicted_waveform.detach())
+        opt_d.zero_grad()
+        discriminator_loss(real, fake).backward()
+        opt_d.step()
+        fake_scores, fake_features = discriminator(out.predicted_waveform)
+        _, real_features = discriminator(out.target_waveform)
+        loss = out.loss + generator_adversarial_loss(fake_scores) + feature_matching_loss(real_features, fake_features)
+        opt_g.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 100.0)
+        opt_g.step()
+        history.append((float(out.mel_loss), float(out.kl_loss), float(out.face_attribute_loss)))
+    first = [sum(h[k] for h in history[:5]) / 5 for k in range(3)]
+    last = [sum(h[k] for h in history[-5:]) / 5 for k in range(3)]
+    assert last[0] < 0.85 * first[0], (first, last)  # mel L1 (the segment moves every step, so it falls slowest)
+    assert last[1] < 0.5 * first[1], (first, last)  # KL
+    assert last[2] < 0.5 * first[2], (first, last)  # face attribute CE on the two labelled faces
+
+
+def test_stochastic_duration_flows_invert():
+    """Training-order flows followed by the inference branch give the log-duration back (with zero extra noise).
+
+    transformers' stock training branch flips after the affine flow too, and fails this round trip."""
+    torch.manual_seed(0)
+    # eval: no dropout, so both directions see the same conditioning; float64: the spline inverse is exact there
+    model = FTVModel(tiny_config()).eval().double()
+    predictor = model.duration_predictor
+    with torch.no_grad():
+        for param in predictor.parameters():
+            param.add_(torch.randn_like(param) * 0.05)  # away from the identity init
+    hidden = torch.randn(2, model.config.hidden_size, 9, dtype=torch.float64)
+    mask = torch.ones(2, 1, 9, dtype=torch.float64)
+    log_duration = torch.randn(2, 1, 9, dtype=torch.float64)
+    other = torch.randn(2, 1, 9, dtype=torch.float64)
+    with torch.no_grad():
+        conditioning = predictor._condition(hidden, mask, None)
+        latents, _ = predictor._run_flows(predictor.flows, torch.cat([log_duration, other], 1), mask, conditioning)
+        recovered = predictor(hidden, mask, reverse=True, noise=latents, noise_scale=1.0)
+        stock = torch.cat([log_duration, other], 1)
+        for flow in predictor.flows:  # the stock order: flip after every flow
+            stock, _ = flow(stock, mask, global_conditioning=conditioning)
+            stock = torch.flip(stock, [1])
+        recovered_stock = predictor(hidden, mask, reverse=True, noise=stock, noise_scale=1.0)
+    torch.testing.assert_close(recovered, log_duration, atol=1e-9, rtol=1e-9)
+    assert float((recovered_stock - log_duration).abs().max()) > 1e-2
+
+
+def test_save_load_round_trip_is_bit_identical(tmp_path):
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config()).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert not list(tmp_path.glob("*.bin")) and not list(tmp_path.glob("*.pt"))
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, FTVModel)
+    assert AutoConfig.from_pretrained(tmp_path).model_type == "ftv"
+    ids = torch.randint(1, 100, (2, 25))
+    faces = torch.randn(2, 3, 128, 128)
+    with torch.inference_mode():
+        a = model(ids, pixel_values=faces, seed=3)
+        b = loaded(ids, pixel_values=faces, seed=3)
+    assert torch.equal(a.waveform, b.waveform)
+    assert torch.equal(a.attribute_logits["race"], b.attribute_logits["race"])
+
+
+def test_backbone_initialises_from_a_transformers_vits_checkpoint(tmp_path):
+    """A tiny VitsModel saved with save_pretrained loads into FTV's backbone: same text encoder, flow, decoder."""
+    config = tiny_config()
+    vits_config = config.vits_config()
+    vits_config.speaker_embedding_size = 0  # single-speaker checkpoint: FTV's conditioning layers stay fresh
+    torch.manual_seed(1)
+    vits = VitsModel(vits_config).eval()
+    vits.save_pretrained(tmp_path)
+    torch.manual_seed(2)
+    model = FTVModel(config).eval()
+    missing = model.init_backbone_from_vits(tmp_path)
+    assert all(".cond" in name for name in missing), missing  # only global-conditioning layers are new
+    state = model.state_dict()
+    for name, tensor in VitsModel.from_pretrained(tmp_path).state_dict().items():
+        if name in state:
+            assert torch.equal(state[name], tensor), name
+    # Weight-normed FTV decoder layers reproduce VITS's plain weights.
+    torch.testing.assert_close(model.decoder.upsampler[0].weight, vits.decoder.upsampler[0].weight)
+    hidden_vits = vits.text_encoder(torch.tensor([[3, 4, 5]]), torch.ones(1, 3, 1)).last_hidden_state
+    model.face_conditioning = None  # compare the text encoders alone
+    hidden_ftv, _, _ = model.encode_text(torch.tensor([[3, 4, 5]]), torch.ones(1, 1, 3), None)
+    torch.testing.assert_close(hidden_ftv.transpose(1, 2), hidden_vits)
+
+
+def test_backbone_import_rejects_other_sizes(tmp_path):
+    VitsModel(VitsConfig(hidden_size=48, ffn_dim=64, num_hidden_layers=1, flow_size=16)).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="Shape mismatch"):
+        FTVModel(tiny_config()).init_backbone_from_vits(tmp_path)
+
+
+def test_alignment_error_for_more_tokens_than_frames():
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config()).train()
+    ids = torch.randint(1, 100, (1, 80))
+    with pytest.raises(AlignmentError, match="80 tokens > 15 frames"):
+        model(ids, pixel_values=torch.randn(1, 3, 128, 128), waveform=torch.randn(1, 4000))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"pixel_values": torch.randn(1, 3, 64, 64)}, r"pixel_values must have shape \(batch, 3, 128, 128\)"),
+        ({"pixel_values": torch.randn(1, 128, 128)}, "pixel_values must have shape"),
+        ({}, "A face is needed"),
+        ({"face_embeddings": torch.randn(1, 7)}, "face_embeddings must have shape"),
+        ({"pixel_values": torch.randn(3, 3, 128, 128)}, "Got 3 faces for 1 texts"),
+        ({"pixel_values": torch.randn(1, 3, 128, 128), "speaking_rate": 0.0}, "speaking_rate must be positive"),
+    ],
+)
+def test_clear_errors_for_bad_model_inputs(kwargs, message):
+    model = FTVModel(tiny_config()).eval()
+    with pytest.raises(ValueError, match=message), torch.inference_mode():
+        model(torch.randint(1, 100, (1, 10)), **kwargs)
+
+
+def test_too_long_input_is_an_error():
+    model = FTVModel(tiny_config(max_input_length=50)).eval()
+    with pytest.raises(ValueError, match="more than max_input_length"):
+        model(torch.randint(1, 100, (1, 51)), pixel_values=torch.randn(1, 3, 128, 128))
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(OSError, match="Could not load the FTV model: there is no directory"):
+        FTVModel.from_pretrained(tmp_path / "nowhere")
+    with pytest.raises(OSError, match="has no loadable model files"):
+        FTVModel.from_pretrained(tmp_path)
+    with pytest.raises(OSError, match="Hub repo 'org/not-cached'"):
+        FTVModel.from_pretrained("org/not-cached")  # tests run with HF_HUB_OFFLINE=1
+
+
+def test_discriminator_shapes_and_losses():
+    config = tiny_config()
+    discriminator = FTVDiscriminator(config)
+    scores, features = discriminator(torch.randn(2, 1, 4096))
+    assert len(scores) == 1 + len(config.discriminator_periods)
+    assert all(s.shape[0] == 2 for s in scores)
+    assert [len(f) for f in features] == [7] + [6] * len(config.discriminator_periods)  # convs + output layer
+    real = [torch.ones(2, 5)]
+    assert float(discriminator_loss(real, [torch.zeros(2, 5)])) == 0.0
+    assert float(generator_adversarial_loss([torch.zeros(2, 5)])) == 1.0
+    assert math.isclose(float(feature_matching_loss([[torch.ones(3)]], [[torch.zeros(3)]])), 2.0)

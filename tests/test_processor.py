@@ -1,0 +1,143 @@
+"""FTVProcessor: phonemes and ids, image conversion, save/load, and clear errors for bad text and images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoProcessor
+
+from ftv_model import FTVProcessor, FTVTokenizer, TextFrontendError
+from ftv_model.text_frontend import default_symbols, phonemize
+
+from .conftest import FIXTURES
+
+FACE = FIXTURES / "faces" / "london_001.jpg"
+
+
+@pytest.fixture(scope="module")
+def processor() -> FTVProcessor:
+    return FTVProcessor()
+
+
+def test_text_becomes_ipa_ids_with_blanks(processor):
+    phonemes = phonemize("The birch canoe slid on the smooth planks.")[0]
+    assert "ˈ" in phonemes and phonemes.endswith(".")  # stress marks and punctuation kept
+    encoded = processor(text="The birch canoe slid on the smooth planks.", images=FACE)
+    ids = encoded["input_ids"][0].tolist()
+    assert len(ids) == 2 * len(phonemes) + 1
+    assert ids[0::2] == [0] * (len(phonemes) + 1)  # the blank (pad) between symbols
+    symbols = default_symbols()
+    assert "".join(symbols[i] for i in ids[1::2]) == phonemes
+    assert encoded["pixel_values"].shape == (1, 3, 128, 128)
+
+
+def test_phonemes_can_be_given_directly(processor):
+    phonemes = phonemize("Hello there.")[0]
+    assert torch.equal(processor(phonemes=phonemes)["input_ids"], processor(text="Hello there.")["input_ids"])
+
+
+def test_batch_is_padded_with_a_mask(processor):
+    encoded = processor(text=["Hi.", "A much longer sentence than the first."])
+    mask = encoded["attention_mask"]
+    assert mask.shape == encoded["input_ids"].shape
+    assert int(mask[0].sum()) < int(mask[1].sum()) == mask.shape[1]
+    assert torch.all(encoded["input_ids"][0][mask[0] == 0] == 0)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("   \n ", "empty"),
+        ("?!... ---", "nothing to speak"),
+        ("Hello 🙂", "cannot be spoken"),
+        ("Bell\x07", "cannot be spoken"),
+    ],
+)
+def test_bad_text_is_a_clear_error(processor, text, message):
+    with pytest.raises(TextFrontendError, match=message):
+        processor(text=text)
+
+
+def test_unknown_phoneme_symbols_are_reported_not_dropped(processor):
+    with pytest.raises(TextFrontendError, match="does not know: '✓'"):
+        processor(phonemes="hɛloʊ✓")
+
+
+def test_very_long_text_is_a_clear_error():
+    processor = FTVProcessor(max_input_length=100)
+    with pytest.raises(TextFrontendError, match="too long"):
+        processor(text="This sentence is spoken again and again. " * 5)
+
+
+def test_image_conversion_greyscale_rgba_exif(processor, tmp_path):
+    rgb = Image.open(FACE).convert("RGB")
+    reference = processor(images=rgb)["pixel_values"]
+    assert float(reference.min()) >= -1.0 and float(reference.max()) <= 1.0
+    assert processor(images=rgb.convert("L"))["pixel_values"].shape == (1, 3, 128, 128)
+    assert processor(images=rgb.convert("RGBA"))["pixel_values"].shape == (1, 3, 128, 128)
+    # A photo stored sideways with an EXIF orientation tag is turned upright before resizing.
+    rotated = rgb.rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = tmp_path / "sideways.jpg"
+    rotated.save(path, exif=exif, quality=95)
+    upright = processor(images=path)["pixel_values"]
+    assert float((upright - reference).abs().mean()) < 0.05
+    assert float((processor(images=rotated)["pixel_values"] - reference).abs().mean()) > 0.1
+
+
+def test_numpy_and_tensor_images(processor):
+    array = np.asarray(Image.open(FACE).convert("RGB"))
+    from_array = processor(images=array)["pixel_values"]
+    from_chw = processor(images=torch.from_numpy(array).permute(2, 0, 1))["pixel_values"]
+    torch.testing.assert_close(from_array, from_chw)
+
+
+def test_several_photos_per_person(processor):
+    face = Image.open(FACE)
+    encoded = processor(text=["One.", "Two."], images=[[face, face.transpose(Image.FLIP_LEFT_RIGHT)], [face]])
+    assert encoded["pixel_values"].shape == (2, 2, 3, 128, 128)
+    assert encoded["pixel_mask"].tolist() == [[1, 1], [1, 0]]
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.zeros((64, 64, 2), dtype=np.uint8), "must be"),
+        (np.zeros((4, 4, 3), dtype=np.uint8), "too small"),
+        ("does/not/exist.jpg", "not found"),
+        (12, "Expected a PIL image"),
+    ],
+)
+def test_bad_images_are_clear_errors(processor, image, message):
+    with pytest.raises(ValueError, match=message):
+        processor(images=image)
+
+
+def test_corrupt_image_file_is_a_clear_error(processor, tmp_path):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(FACE.read_bytes()[:200])
+    with pytest.raises(ValueError, match="not a readable image"):
+        processor(images=path)
+
+
+def test_save_and_load_round_trip(processor, tmp_path):
+    custom = FTVProcessor(tokenizer=FTVTokenizer(language="en-gb"), max_input_length=321)
+    custom.save_pretrained(tmp_path)
+    assert (tmp_path / "vocab.json").exists() and (tmp_path / "processor_config.json").exists()
+    loaded = AutoProcessor.from_pretrained(tmp_path)
+    assert isinstance(loaded, FTVProcessor)
+    assert loaded.tokenizer.language == "en-gb" and loaded.max_input_length == 321
+    a = custom(text="Tomato.", images=FACE)
+    b = loaded(text="Tomato.", images=FACE)
+    assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["pixel_values"], b["pixel_values"])
+
+
+def test_missing_processor_files_are_a_clear_error(tmp_path):
+    with pytest.raises(OSError, match="Could not load the FTV processor: there is no directory"):
+        FTVProcessor.from_pretrained(tmp_path / "nowhere")
+    with pytest.raises(OSError, match="has no loadable processor files"):
+        FTVProcessor.from_pretrained(tmp_path)
