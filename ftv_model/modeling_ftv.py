@@ -481,7 +481,7 @@ class FTVModel(FTVPreTrainedModel):
         gender_labels / race_labels (B,) with -100 for missing pseudo-labels.
         Inference controls: noise_scale (prior noise), noise_scale_duration (duration noise), speaking_rate
         (> 1 is faster), seed (each item's noise depends only on the seed and the item, so batching does not
-        change anyone's audio).
+        change anyone's audio). Synthesis runs without gradients.
         """
         self._check_text(input_ids)
         if attention_mask is None:
@@ -495,7 +495,8 @@ class FTVModel(FTVPreTrainedModel):
             return self._training_forward(
                 input_ids, token_mask, face, global_conditioning, waveform, waveform_lengths, labels
             )
-        with parametrize.cached():  # weight norm computed once per call, not per use
+        # Synthesis never needs gradients; weight norm is computed once per call, not per use.
+        with torch.no_grad(), parametrize.cached():
             return self._synthesize(
                 input_ids,
                 token_mask,
