@@ -15,50 +15,31 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
+
+from .face_detection import load_image
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor | str | Path
 
 
 def to_rgb_image(image: ImageLike) -> Image.Image:
-    """Any supported image -> an upright RGB PIL image, or a ValueError that says what is wrong."""
-    if isinstance(image, (str, Path)):
-        try:
-            with Image.open(image) as handle:
-                handle.load()
-                image = handle.copy() if handle.getexif() is None else ImageOps.exif_transpose(handle)
-        except FileNotFoundError as error:
-            raise ValueError(f"Image file not found: {image}.") from error
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"{image} is not a readable image (corrupt or not an image file).") from error
-    elif isinstance(image, torch.Tensor):
+    """Any supported image -> an upright RGB PIL image, or a ValueError that says what is wrong.
+
+    Loading, EXIF rotation and colour conversion are `face_detection.load_image`'s (one loader for the app, the
+    data pipeline and the model); this adds tensors (channels first or last) and a minimum size.
+    """
+    if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
         if image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[-1] not in (1, 3, 4):
             image = np.moveaxis(image, 0, -1)
-    if isinstance(image, np.ndarray):
-        array = image
-        if array.ndim == 3 and array.shape[-1] == 1:
-            array = array[..., 0]
-        if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
-            raise ValueError(
-                f"An image array must be (H, W), (H, W, 3) or (H, W, 4) (or channels first), got shape {array.shape}."
-            )
-        if array.dtype != np.uint8:
-            scale = 255.0 if array.size and float(np.nanmax(array)) <= 1.0 else 1.0
-            array = np.clip(np.nan_to_num(array.astype(np.float32)) * scale, 0, 255).astype(np.uint8)
-        image = Image.fromarray(array)
-    if not isinstance(image, Image.Image):
+    elif not isinstance(image, (Image.Image, np.ndarray, str, Path, bytes, bytearray)) and not hasattr(image, "read"):
         raise ValueError(f"Expected a PIL image, a numpy array, a tensor or a path, got {type(image).__name__}.")
-    image = ImageOps.exif_transpose(image)
-    if image.width < 8 or image.height < 8:
-        raise ValueError(f"The image is {image.width}x{image.height}: too small to show a face.")
-    if image.mode in ("RGBA", "LA", "P"):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
-    return image.convert("RGB")
+    rgb = load_image(image)
+    if rgb.width < 8 or rgb.height < 8:
+        raise ValueError(f"The image is {rgb.width}x{rgb.height}: too small to show a face.")
+    return rgb
 
 
 class FTVImageProcessor(BaseImageProcessor):
