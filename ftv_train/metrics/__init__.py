@@ -1,0 +1,38 @@
+"""Objective metrics of the paper's evaluation protocol (section 4.1), one module per metric.
+
+- speaker: SECS, Resemblyzer cosine x100 (Table 2, 4, 5)
+- cer: character error rate through an ASR model (Table 2)
+- naturalness: UTMOS or DNSMOS (Table 2)
+- abx: objective 1-of-(k+1) speaker matching, stand-in for ABX / F2V listening tests
+- gender: voice-gender classifier, stand-in for the gender listening task (Figure 2)
+- subgroups: SECS by gender and race (Table 7)
+- plots: t-SNE of speaker embeddings (Figures 3, 6) and bar charts (Figure 4)
+
+Heavy models load only when their class is instantiated, so importing this package is cheap.
+"""
+
+from .abx import AbxResult, abx_accuracy
+from .cer import CerResult, corpus_cer, load_recognizer, normalize_text
+from .gender import VoiceGenderClassifier, held_out_speaker_accuracy
+from .naturalness import DnsmosScorer, UtmosScorer, load_naturalness
+from .speaker import SpeakerEncoder, SpeakerReferences, secs, secs_to_references
+from .subgroups import subgroup_table
+
+__all__ = [
+    "AbxResult",
+    "CerResult",
+    "DnsmosScorer",
+    "SpeakerEncoder",
+    "SpeakerReferences",
+    "UtmosScorer",
+    "VoiceGenderClassifier",
+    "abx_accuracy",
+    "corpus_cer",
+    "held_out_speaker_accuracy",
+    "load_naturalness",
+    "load_recognizer",
+    "normalize_text",
+    "secs",
+    "secs_to_references",
+    "subgroup_table",
+]

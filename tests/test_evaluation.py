@@ -1,0 +1,294 @@
+"""The evaluation runner end to end: a tiny randomly initialised FTVModel, a tiny prepared dataset built from real
+speech (VCTK, LibriSpeech) and real faces (London set), every report row, and resuming from the cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
+from ftv_train.evaluation import (
+    EvalConfig,
+    FTVSynthesizer,
+    MetricSuite,
+    Utterance,
+    run_evaluation,
+    safe_name,
+    select_utterances,
+    shuffled_face_donors,
+)
+from ftv_train.metrics.audio import load_audio
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LONDON_RACE = {"white": "white", "black": "black", "east_asian": "asian", "west_asian": "middle eastern"}
+
+
+def _faces_by_gender(shared_data: Path) -> dict[str, list[tuple[list[Image.Image], int]]]:
+    """London-set people as (two views, race id), grouped by gender: each test speaker gets a matching face."""
+    root = shared_data / "faces" / "london"
+    out: dict[str, list] = {"male": [], "female": []}
+    for line in (root / "london_info.csv").read_text().strip().splitlines()[1:]:
+        face_id, _, gender, eth = line.split(",")
+        if gender not in out or len(out[gender]) >= 8:
+            continue
+        views = [
+            Image.open(root / v / f"{face_id}.jpg").convert("RGB").resize((128, 128)) for v in ("neutral", "smiling")
+        ]
+        race = RACE_LABELS.index(LONDON_RACE[eth]) if eth in LONDON_RACE else -1
+        out[gender].append((views, race))
+    return out
+
+
+def _flac_bytes(path: Path) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    sf.write(buf, load_audio(path), 16000, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train: LibriSpeech (10 speakers, gender-labelled, for the voice-gender classifier); validation: one item;
+    test_seen / test_unseen: disjoint VCTK utterances of its 4 speakers (the runner does not care which split
+    holds which speakers; real transcripts are what CER needs)."""
+    import datasets
+
+    from ftv_model.text_frontend import phonemize
+
+    faces = _faces_by_gender(shared_data)
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "speaker": datasets.Value("string"),
+            "text": datasets.Value("string"),
+            "phonemes": datasets.Value("string"),
+            "audio": datasets.Audio(sampling_rate=16000),
+            "duration": datasets.Value("float32"),
+            "faces": datasets.List(datasets.Image()),
+            "num_views": datasets.Value("int32"),
+            "gender": datasets.ClassLabel(names=list(GENDER_LABELS)),
+            "race": datasets.ClassLabel(names=list(RACE_LABELS)),
+        }
+    )
+    speaker_face: dict[str, tuple[list[Image.Image], int]] = {}
+
+    def row(uid: str, speaker: str, gender: str, text: str, path: Path) -> dict:
+        if speaker not in speaker_face:
+            speaker_face[speaker] = faces[gender].pop(0)
+        views, race = speaker_face[speaker]
+        audio = _flac_bytes(path)
+        return {
+            "id": uid,
+            "speaker": speaker,
+            "text": text,
+            "phonemes": "",
+            "audio": {"bytes": audio, "path": None},
+            "duration": float(sf.info(path).duration),
+            "faces": views,
+            "num_views": len(views),
+            "gender": GENDER_LABELS.index(gender),
+            "race": race,
+        }
+
+    libri = shared_data / "speech" / "librispeech_test_other"
+    sex = {}
+    for line in (libri / "SPEAKERS.TXT").read_text().splitlines():
+        if "|" in line and not line.startswith(";"):
+            f = [x.strip() for x in line.split("|")]
+            sex[f[0]] = "female" if f[1] == "F" else "male"
+    train = []
+    for spk_dir in sorted(p for p in libri.iterdir() if p.is_dir()):
+        for path in sorted(spk_dir.glob("*.flac"))[:3]:
+            train.append(row(f"libri/{path.stem}", spk_dir.name, sex[spk_dir.name], "Text is not used here.", path))
+    vctk = shared_data / "speech" / "vctk"
+    seen, unseen = [], []
+    for i, line in enumerate((vctk / "transcripts.txt").read_text().strip().splitlines()):
+        rel, speaker, text = line.split("|")
+        gender = "female" if speaker in ("p225", "p228") else "male"
+        item = row(f"vctk/{Path(rel).stem}", speaker, gender, text, vctk / rel)
+        (seen if i % 10 < 5 else unseen).append(item)
+    for items in (seen, unseen):
+        for item, ipa in zip(items, phonemize([it["text"] for it in items])):
+            item["phonemes"] = ipa
+    splits = {"train": train, "validation": train[:1], "test_seen": seen, "test_unseen": unseen}
+    dd = datasets.DatasetDict(
+        {
+            name: datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in features}, features=features)
+            for name, rows in splits.items()
+        }
+    )
+    out = tmp_path_factory.mktemp("tiny-data")
+    dd.save_to_disk(str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.model_fixtures import save_tiny_checkpoint
+
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny-ftv-eval"))
+
+
+@pytest.fixture(scope="module")
+def metric_suite() -> MetricSuite:
+    return MetricSuite(device="cpu", recognizer="whisper", naturalness="dnsmos")
+
+
+class CountingSynthesizer:
+    """Wraps the real adapter and counts what it is asked to synthesize (to check that resume skips work)."""
+
+    def __init__(self, inner: FTVSynthesizer) -> None:
+        self.inner = inner
+        self.sampling_rate = inner.sampling_rate
+        self.signature = inner.signature
+        self.items = 0
+
+    def face_embeddings(self, faces):
+        return self.inner.face_embeddings(faces)
+
+    def synthesize(self, texts, phonemes, faces=None, face_embeddings=None):
+        self.items += len(texts)
+        return self.inner.synthesize(texts, phonemes, faces=faces, face_embeddings=face_embeddings)
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_dataset: Path, checkpoint: Path, metric_suite: MetricSuite, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("eval-out")
+    config = EvalConfig(
+        data=tiny_dataset,
+        out=out,
+        model=checkpoint,
+        splits=["test_seen", "test_unseen"],
+        max_utterances=3,
+        batch_size=4,
+        device="cpu",
+        naturalness="dnsmos",
+        speaking_rate=4.0,  # the untrained model's durations are ~4x too long: keep DNSMOS (O(length^2)) cheap
+    )
+    synth = CountingSynthesizer(FTVSynthesizer(checkpoint, device="cpu", speaking_rate=4.0))
+    results = run_evaluation(config, synthesizer=synth, metrics=metric_suite)
+    return {"config": config, "results": results, "synth": synth, "out": out}
+
+
+def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
+    out, results, synth = first_run["out"], first_run["results"], first_run["synth"]
+    assert synth.items == 3 * 6  # three model rows x (3 + 3) utterances
+    assert set(results["systems"]) == {"ground_truth", "model", "shuffled_faces", "average_face"}
+    assert results["backends"]["recognizer"].startswith("whisper-tiny.en")
+    assert results["backends"]["naturalness"] == "DNSMOS OVRL"
+    gt = results["systems"]["ground_truth"]["overall"]
+    # the ceiling row on real speech: same-speaker SECS, near-zero CER, every speaker recognised
+    assert gt["secs"] > 80 and gt["cer"] < 0.08 and gt["abx_accuracy"] >= 0.75 and gt["abx_chance"] == 0.25
+    assert gt["num_utterances"] == 6 and gt["gender_agreement"] is not None
+    model = results["systems"]["model"]["overall"]
+    assert model["secs"] < gt["secs"] and model["cer"] > gt["cer"]  # an untrained model is far from the ceiling
+    for system in results["systems"].values():
+        assert set(system["splits"]) == {"test_seen", "test_unseen"}
+        assert {r["category"] for r in system["overall"]["subgroups"]["gender"]} >= {"male", "female"}
+    assert results["gender_classifier"]["num_speakers"] == 10
+    assert 0 <= results["gender_classifier"]["held_out_speaker_accuracy"] <= 1
+    # files
+    assert json.loads((out / "metrics.json").read_text())["systems"].keys() == results["systems"].keys()
+    report = (out / "report.md").read_text()
+    for needle in ("Seen SECS", "Unseen SECS", "CER", "DNSMOS OVRL", "ABX top-1 (chance 25%)", "Table 7 layout"):
+        assert needle in report
+    for title in ("Ground truth (ceiling)", "faces shuffled", "average face"):
+        assert title in report
+    wavs = sorted((out / "audio").rglob("*.wav"))
+    assert len(wavs) == 4 * 6
+    assert sf.info(str(wavs[0])).samplerate == 16000
+    pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert "tsne_ground_truth_all.png" in pngs and "tsne_model_all.png" in pngs and "secs_by_system.png" in pngs
+    assert "abx_by_system.png" in pngs and "secs_by_gender.png" in pngs
+    assert (out / "gender_classifier.json").is_file()
+
+
+def test_resume_skips_finished_utterances(first_run: dict, metric_suite: MetricSuite) -> None:
+    config, out = first_run["config"], first_run["out"]
+    synth = CountingSynthesizer(first_run["synth"].inner)
+    records = sorted((out / "cache").rglob("*.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in records}
+    again = run_evaluation(config, synthesizer=synth, metrics=metric_suite)
+    assert synth.items == 0 and again["run_stats"] == {"synthesized": 0, "scored": 0, "reused_audio": 0}
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in records if "average_face.json" not in p.name)
+    assert again["systems"]["model"]["overall"]["secs"] == pytest.approx(
+        first_run["results"]["systems"]["model"]["overall"]["secs"]
+    )
+    # lose one model-row result: only that utterance is synthesized and scored again
+    victim = next((out / "cache" / "model" / "test_unseen").glob("*.json"))
+    victim.unlink()
+    third = run_evaluation(config, synthesizer=synth, metrics=metric_suite)
+    assert synth.items == 1 and third["run_stats"]["scored"] == 1 and victim.is_file()
+
+
+def test_changing_a_metric_backend_rescores_saved_audio_without_synthesis(
+    first_run: dict, metric_suite: MetricSuite, tmp_path: Path
+) -> None:
+    class ConstantScorer:
+        name = "constant"
+
+        def score(self, wavs, sample_rate=16000):
+            return [1.0] * len(wavs)
+
+    import copy
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(first_run["out"], out)
+    config = copy.copy(first_run["config"])
+    config.out = out
+    config.systems = ["ground_truth", "model"]
+    suite = copy.copy(metric_suite)
+    suite.naturalness = ConstantScorer()
+    synth = CountingSynthesizer(first_run["synth"].inner)
+    results = run_evaluation(config, synthesizer=synth, metrics=suite)
+    assert synth.items == 0 and results["run_stats"]["reused_audio"] == 6 and results["run_stats"]["scored"] == 12
+    assert results["systems"]["model"]["overall"]["naturalness"] == 1.0
+    assert results["backends"]["naturalness"] == "constant"
+
+
+def test_cli_resumes_a_finished_run(first_run: dict, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ftv_evaluate_cli", REPO_ROOT / "train" / "evaluate.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    config = first_run["config"]
+    code = cli.main(
+        [
+            "--model", str(config.model), "--data", str(config.data), "--split", "test_seen,test_unseen",
+            "--out", str(config.out), "--max-utterances", "3", "--batch-size", "4", "--device", "cpu",
+            "--naturalness", "dnsmos", "--recognizer", "whisper", "--threads", "2", "--speaking-rate", "4",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Unseen SECS" in printed and "'synthesized': 0" in printed
+
+
+def test_cli_runs_from_the_repo_root_as_a_script() -> None:
+    result = subprocess.run(
+        [sys.executable, "train/evaluate.py", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--max-utterances" in result.stdout and "--recognizer" in result.stdout
+
+
+def test_selection_donors_and_names() -> None:
+    utts = [Utterance("s", i, f"u{i}", spk, "t", "", 0, 0) for i, spk in enumerate("aaaabbc")]
+    picked = select_utterances(utts, 4)
+    assert [u.speaker for u in picked] == ["a", "a", "b", "c"]  # round-robin: a, b, c, then a again
+    donors = shuffled_face_donors(utts, seed=0)
+    assert set(donors) == {"a", "b", "c"} and all(donors[s].speaker != s for s in donors)
+    assert shuffled_face_donors(utts[:4], seed=0) == {}
+    names = {safe_name(x) for x in ("a/b", "a_b", "a b", "trainval/0Fi83BHQsMA/00002")}
+    assert len(names) == 4 and all("/" not in n for n in names)
+    assert np.isfinite(len(picked))
