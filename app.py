@@ -1,0 +1,411 @@
+"""ftv demo (a Gradio app, also a Hugging Face Space): speak typed text in a voice inferred from a face photo.
+
+    python app.py                          # model from $FTV_MODEL, else checkpoints/ftv-offline
+    python app.py --model org/ftv          # a Hub id, or a local checkpoint directory
+    python app.py --allow-untrained        # no checkpoint: random weights (noise), for trying the pipeline
+
+Serves on http://127.0.0.1:7860 (--host/--port, or $GRADIO_SERVER_NAME/$GRADIO_SERVER_PORT as Spaces set them).
+The model is loaded once at start; requests queue (`--concurrency` at a time). It runs offline: no analytics, no
+web fonts, nothing downloaded when the model is local. All the work is in `ftv_model.synthesis`, shared with the
+CLI; this file is only the user interface.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no analytics, no version ping
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import argparse  # noqa: E402
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gradio as gr  # noqa: E402
+
+from ftv_model import FTVConfig  # noqa: E402
+from ftv_model.synthesis import (  # noqa: E402
+    GET_MODEL_HELP,
+    MAX_PHOTOS,
+    MAX_TEXT_CHARS,
+    NO_MODEL_HELP,
+    ModelUnavailableError,
+    Synthesizer,
+)
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES_DIR = HERE / "examples" / "faces"
+OUTPUT_MAX_AGE_S = 3600  # written WAVs are removed after an hour (gradio keeps its own copy for the session)
+
+EXAMPLES = [
+    ("london_003.jpg", "Good morning. I would like a cup of tea with milk, please."),
+    ("london_005.jpg", "Thank you for coming today. It means a lot to me."),
+    ("london_025.jpg", "Could you open the window? It is getting warm in here."),
+    ("london_037.jpg", "I will be home a little late tonight, so please start dinner without me."),
+]
+
+NOTICE = """\
+**Consent and misuse.** Only use a photo of **your own face**, or of someone who has given you permission.
+Do not use this to impersonate anyone, to deceive, or to make people believe a real person said something.
+The audio is **synthetic speech**: it is a voice *guessed* from a face, not a recording and not the person's real
+voice. Every file is marked as synthetic: its name starts with `ftv-synthetic-` and its WAV metadata says so.
+Photos and audio are kept on this server only while you use them (deleted within about two hours).
+"""
+
+CREDITS = """\
+Example faces: Face Research Lab London Set (DeBruine & Jones, 2017,
+[doi:10.6084/m9.figshare.5047666](https://doi.org/10.6084/m9.figshare.5047666)), licensed
+[CC BY 4.0](https://creativecommons.org/licenses/by/4.0/); the people photographed consented to publication.
+The predicted attributes are the model's guesses from the face, which shape the voice. They are not facts about
+the person and can be wrong.
+"""
+
+CSS = """
+.ftv-banner { border: 2px solid #b45309; background: #fffbeb; color: #451a03; border-radius: 8px; padding: 10px 14px; }
+.ftv-banner * { color: #451a03 !important; }
+"""
+
+# System fonts only: the default theme's fonts are served by gradio itself, but system fonts need no request at all.
+THEME = gr.themes.Default(
+    font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+)
+
+
+def with_friendly_upload_errors(image: gr.Image) -> gr.Image:
+    """Make upload failures of `image` (not an image, corrupt, absurdly large) reach the user as a clear gr.Error.
+
+    gradio opens uploads with PIL before our function runs and reports a failure there as a generic "Error". The
+    instance's preprocess is wrapped rather than gr.Image subclassed: gradio writes a .pyi stub next to the source
+    file of every Component subclass, which would litter the repo (and fail on a read-only Space).
+    """
+    preprocess = image.preprocess
+
+    def checked_preprocess(payload: Any) -> Any:
+        try:
+            return preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as error:
+            name = getattr(payload, "orig_name", None) or "The upload"
+            raise gr.Error(
+                f"{name} could not be opened as an image ({type(error).__name__}): upload a JPEG or PNG photo of a "
+                "face.",
+                title="Not an image",
+                print_exception=False,
+            ) from error
+
+    image.preprocess = checked_preprocess  # type: ignore[method-assign]
+    return image
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Request handling
+
+
+def _remove_old_outputs(directory: Path, max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
+    cutoff = time.time() - max_age_s
+    for path in directory.glob("ftv-synthetic-*.wav"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:
+            pass  # another request removed it first
+
+
+def _extra_paths(extra: Any) -> list[str]:
+    if not extra:
+        return []
+    items = extra if isinstance(extra, (list, tuple)) else [extra]
+    return [str(getattr(item, "name", item)) for item in items if item]
+
+
+def make_handler(synthesizer: Synthesizer | None, problem: str | None, output_dir: Path):
+    """The Synthesize button's function, closed over the service that was loaded once at start."""
+
+    def synthesize(
+        photo: str | None,
+        extra_photos: Any,
+        text: str,
+        consent: bool,
+        speaking_rate: float,
+        noise_scale: float,
+        noise_scale_duration: float,
+        seed: float | None,
+    ) -> tuple[str, list[Any], dict[str, float], dict[str, float], str]:
+        start = time.perf_counter()
+        if synthesizer is None:
+            raise gr.Error(problem or "No model is loaded.", title="No model", print_exception=False)
+        if not consent:
+            raise gr.Error(
+                "Please confirm first that this is your face or that you have permission to use it.",
+                title="Consent needed",
+                print_exception=False,
+            )
+        photos = ([photo] if photo else []) + _extra_paths(extra_photos)
+        if not photos:
+            raise gr.Error("Add a photo of a face (upload, webcam or paste).", title="No photo", print_exception=False)
+        try:
+            result = synthesizer.synthesize(
+                photos,
+                text,
+                seed=None if seed is None else int(seed),
+                speaking_rate=speaking_rate,
+                noise_scale=noise_scale,
+                noise_scale_duration=noise_scale_duration,
+            )
+            _remove_old_outputs(output_dir)
+            path = synthesizer.save(result, output_dir)
+        except ValueError as error:  # FaceDetectionError, TextFrontendError, SynthesisError: messages for users
+            raise gr.Error(str(error), title="Cannot synthesize", print_exception=False) from error
+        for note in result.notes:
+            gr.Warning(note)
+        total = time.perf_counter() - start
+        timing_names = {"detect": "face detection", "process": "processing", "model": "model", "encode": "encoding"}
+        timing = " · ".join(f"{timing_names.get(k, k)} {v * 1000:.0f} ms" for k, v in result.timings.items())
+        lines = [
+            f"**{result.duration:.1f} s** of synthetic speech, {len(result.sentences)} sentence(s), "
+            f"seed {result.seed}, {len(result.face_crops)} photo(s). Saved as `{path.name}`.",
+            *(f"- {note}" for note in result.notes),
+            f"Timing: {timing} · total {total * 1000:.0f} ms",
+        ]
+        if synthesizer.untrained:
+            lines.insert(0, "**Untrained model: this audio is noise, not a voice.**")
+        attributes = result.attributes
+        return (
+            str(path),
+            result.face_crops,
+            attributes.get("gender", {}),
+            attributes.get("race", {}),
+            "\n\n".join(lines),
+        )
+
+    return synthesize
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Interface
+
+
+def banner_text(synthesizer: Synthesizer | None, problem: str | None) -> str | None:
+    """What the top banner says when the demo cannot speak properly (None when all is well)."""
+    if synthesizer is None:
+        problem = problem or "No model is loaded."
+        how = "" if NO_MODEL_HELP in problem else f"\n\nHow to get one: {NO_MODEL_HELP}"
+        return f"### No model loaded: this demo cannot speak yet\n\n{problem}{how}"
+    if synthesizer.untrained:
+        return (
+            "### Untrained model: the audio is noise\n\n"
+            f"This demo runs {synthesizer.description}, because untrained weights were explicitly allowed "
+            f"(`--allow-untrained`). It shows the pipeline, not a voice. To get a real voice: {GET_MODEL_HELP}"
+        )
+    return None
+
+
+def build_demo(
+    synthesizer: Synthesizer | None, problem: str | None = None, output_dir: Path | None = None
+) -> gr.Blocks:
+    """The Blocks UI around an already loaded `Synthesizer` (None: show why and refuse requests)."""
+    if output_dir is None:
+        output_dir = Path(tempfile.mkdtemp(prefix="ftv-app-"))
+        atexit.register(shutil.rmtree, output_dir, ignore_errors=True)
+    config = synthesizer.config if synthesizer is not None else FTVConfig()
+    banner = banner_text(synthesizer, problem)
+
+    with gr.Blocks(title="ftv: face-to-voice", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(
+            "# ftv: face-to-voice speech synthesis\n"
+            "Type text and give a photo of a face: ftv speaks the text in a voice inferred from the face. It is meant "
+            "for people who lost their voice and have no recordings of it."
+        )
+        if banner:
+            gr.Markdown(banner, elem_classes=["ftv-banner"], elem_id="ftv-banner")
+        gr.Markdown(NOTICE, elem_id="ftv-notice")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1):
+                photo = with_friendly_upload_errors(
+                    gr.Image(
+                        label="Face photo",
+                        sources=["upload", "webcam", "clipboard"],
+                        type="filepath",
+                        image_mode=None,
+                        height=320,
+                        elem_id="ftv-photo",
+                    )
+                )
+                extra_photos = gr.File(
+                    label=f"More photos of the same person (optional, up to {MAX_PHOTOS - 1}; voices are averaged)",
+                    file_count="multiple",
+                    file_types=["image"],
+                    type="filepath",
+                    height=120,
+                    elem_id="ftv-extra",
+                )
+                text = gr.Textbox(
+                    label="Text to speak",
+                    placeholder="Type what you want to say.",
+                    lines=3,
+                    max_length=MAX_TEXT_CHARS,
+                    elem_id="ftv-text",
+                )
+                consent = gr.Checkbox(
+                    label="This is my face, or I have the person's permission to use it.",
+                    value=False,
+                    elem_id="ftv-consent",
+                )
+                with gr.Accordion("Advanced settings", open=False):
+                    speaking_rate = gr.Slider(
+                        0.5,
+                        2.0,
+                        value=config.speaking_rate,
+                        step=0.05,
+                        label="Speaking rate",
+                        info="above 1 speaks faster",
+                    )
+                    noise_scale = gr.Slider(
+                        0.0,
+                        1.5,
+                        value=config.noise_scale,
+                        step=0.01,
+                        label="Noise scale",
+                        info="variation in the voice (expressiveness)",
+                    )
+                    noise_scale_duration = gr.Slider(
+                        0.0,
+                        1.5,
+                        value=config.noise_scale_duration,
+                        step=0.01,
+                        label="Duration noise scale",
+                        info="variation in rhythm",
+                    )
+                    seed = gr.Number(
+                        value=0,
+                        precision=0,
+                        minimum=0,
+                        maximum=2**31 - 2,
+                        label="Seed",
+                        info="same seed and inputs give the same audio",
+                    )
+                button = gr.Button(
+                    "Synthesize", variant="primary", elem_id="ftv-synthesize", interactive=synthesizer is not None
+                )
+            with gr.Column(scale=1):
+                audio = gr.Audio(
+                    label="Synthetic speech",
+                    type="filepath",
+                    format="wav",
+                    interactive=False,
+                    buttons=["download"],
+                    elem_id="ftv-audio",
+                )
+                details = gr.Markdown(label="Details", elem_id="ftv-details")
+                with gr.Row():
+                    crops = gr.Gallery(
+                        label="Face crop(s) the model used",
+                        columns=4,
+                        fit_columns=False,
+                        object_fit="contain",
+                        height=150,
+                        allow_preview=False,
+                        elem_id="ftv-crops",
+                    )
+                with gr.Row():
+                    gender = gr.Label(label="Predicted gender (from the face)", num_top_classes=2, elem_id="ftv-gender")
+                    race = gr.Label(label="Predicted race (from the face)", num_top_classes=6, elem_id="ftv-race")
+        gr.Examples(
+            examples=[[str(EXAMPLES_DIR / name), sentence] for name, sentence in EXAMPLES],
+            inputs=[photo, text],
+            label="Examples (Face Research Lab London Set, CC BY 4.0)",
+            cache_examples=False,
+        )
+        gr.Markdown(CREDITS, elem_id="ftv-credits")
+
+        button.click(
+            make_handler(synthesizer, problem, output_dir),
+            inputs=[photo, extra_photos, text, consent, speaking_rate, noise_scale, noise_scale_duration, seed],
+            outputs=[audio, crops, gender, race, details],
+            api_name="synthesize",
+        )
+    return demo
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="ftv demo: speak text in a voice inferred from a face photo.")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="checkpoint directory or Hub id (default: $FTV_MODEL, else checkpoints/ftv-offline)",
+    )
+    parser.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help="serve random weights (noise) when no trained checkpoint exists; also $FTV_ALLOW_UNTRAINED=1",
+    )
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 to serve your network)",
+    )
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="requests processed at once; others wait in the queue (default 1: the model uses all cores)",
+    )
+    parser.add_argument(
+        "--detector", default="auto", choices=("auto", "s3fd", "dlib", "haar"), help="face detector backend"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    return parser.parse_args(argv)
+
+
+def load_synthesizer(args: argparse.Namespace) -> tuple[Synthesizer | None, str | None]:
+    """Load the model once; when that is impossible, return why (the app then starts and shows it)."""
+    try:
+        synthesizer = Synthesizer(
+            args.model,
+            allow_untrained=args.allow_untrained or None,
+            detector_backend=args.detector,
+            device=args.device,
+        )
+    except ModelUnavailableError as error:
+        return None, str(error)
+    return synthesizer, None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    synthesizer, problem = load_synthesizer(args)
+    if synthesizer is None:
+        print(f"ftv: {problem}", file=sys.stderr, flush=True)
+    else:
+        print(f"ftv: serving {synthesizer.description}", flush=True)
+    demo = build_demo(synthesizer, problem)
+    demo.queue(default_concurrency_limit=max(1, args.concurrency), max_size=64)
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        theme=THEME,
+        css=CSS,
+        allowed_paths=[str(EXAMPLES_DIR)],
+        max_file_size="25mb",
+        ssr_mode=False,
+        footer_links=["api"],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Click-to-audio time of the demo: a gradio_client call to the running app until the WAV is on the client's disk.
+
+    python benchmarks/bench_app.py [--runs 7] [--threads 2] [--seconds 5] [--model DIR]
+
+Starts `python app.py` in a subprocess (model loaded once, as in production) and times `/synthesize` requests
+for one London Set face and one sentence, as a user's click would send them. Without --model it serves a randomly
+initialised default (paper) configuration; its untrained duration predictor makes an arbitrary length, so the
+speaking rate is calibrated once so that the sentence lasts about --seconds. Prints the median click-to-audio
+time and its split: face detection, processing (phonemes + face crop tensors), model, WAV encoding (measured in
+the app) and the rest (gradio: upload, queue, pre/postprocessing, download).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.test_app import FACE, app_env, running_app, wav_info  # noqa: E402
+
+SENTENCE = "The birch canoe slid on the smooth planks, and glue the sheet to the dark blue background."
+PARTS = ("face detection", "processing", "model", "encoding", "total")
+
+
+def save_default_model(directory: Path) -> Path:
+    """A randomly initialised FTVModel(FTVConfig()) + processor, saved like a real checkpoint."""
+    import torch
+
+    from ftv_model import FTVConfig, FTVModel, FTVProcessor
+
+    torch.manual_seed(0)
+    FTVModel(FTVConfig()).save_pretrained(directory)
+    FTVProcessor().save_pretrained(directory)
+    return directory
+
+
+def server_timings(details: str) -> dict[str, float]:
+    """The app's own per-stage timings, from the "Timing: ..." line of its details output."""
+    found = re.findall(r"(face detection|processing|model|encoding|total) (\d+) ms", details)
+    return {name: float(value) / 1000 for name, value in found}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="torch threads in the app")
+    parser.add_argument("--seconds", type=float, default=5.0, help="target audio length (random model only)")
+    parser.add_argument("--model", default=None, help="a trained checkpoint (default: random default config)")
+    args = parser.parse_args()
+
+    from gradio_client import Client, handle_file
+
+    with tempfile.TemporaryDirectory(prefix="ftv-bench-") as scratch:
+        scratch_dir = Path(scratch)
+        model = args.model or str(save_default_model(scratch_dir / "model"))
+        env = app_env(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+        start = time.perf_counter()
+        with running_app(["--model", model, "--allow-untrained"], scratch_dir / "app.log", env=env) as url:
+            startup = time.perf_counter() - start
+            client = Client(url, verbose=False, download_files=str(scratch_dir / "downloads"))
+
+            def click(rate: float) -> tuple[float, float, dict[str, float]]:
+                begin = time.perf_counter()
+                audio, _, _, _, details = client.predict(
+                    handle_file(str(FACE)), None, SENTENCE, True, rate, 0.667, 0.8, 0, api_name="/synthesize"
+                )
+                elapsed = time.perf_counter() - begin
+                return elapsed, wav_info(audio)["frames"] / 16000, server_timings(details)
+
+            _, natural_seconds, _ = click(1.0)  # warm-up (first phonemizer call, allocator) and calibration
+            rate = 1.0 if args.model else max(0.25, min(4.0, natural_seconds / args.seconds))
+            runs = [click(rate) for _ in range(args.runs)]
+
+    totals = [elapsed for elapsed, _, _ in runs]
+    audio_seconds = statistics.median(seconds for _, seconds, _ in runs)
+    median = statistics.median(totals)
+    split = {part: statistics.median(t.get(part, float("nan")) for _, _, t in runs) for part in PARTS}
+    load = os.getloadavg()[0]
+    print(f"model: {args.model or 'random FTVModel(FTVConfig())'}; {args.threads} torch threads; load avg {load:.2f}")
+    print(f"app start (imports + model load, until it serves): {startup:.1f} s")
+    print(f"sentence: {len(SENTENCE)} characters -> {audio_seconds:.2f} s of audio (speaking rate {rate:.2f})")
+    print(f"click to audio: median {median:.3f} s over {args.runs} runs (min {min(totals):.3f}, max {max(totals):.3f})")
+    print(f"  real-time factor {median / audio_seconds:.3f}")
+    for part in PARTS[:-1]:
+        print(f"  {part:16s} {split[part] * 1000:7.0f} ms")
+    rest = (median - split["total"]) * 1000
+    print(f"  {'gradio + HTTP':16s} {rest:7.0f} ms  (upload, queue, pre/postprocessing, download)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""The Gradio demo, end to end: `python app.py` in a subprocess on a free port, driven with gradio_client.
+
+Runs the tiny random checkpoint (`--allow-untrained`), so the audio is noise, but everything around the model is
+real: upload, face detection, text checks, batching, WAV marking, errors, the queue. Helpers here (`running_app`,
+`wav_info`) are shared with test_cli.py and test_browser.py.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import wave
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_FACES = REPO_ROOT / "examples" / "faces"
+FACE = EXAMPLE_FACES / "london_003.jpg"
+OTHER_FACE = EXAMPLE_FACES / "london_005.jpg"
+START_TIMEOUT_S = 180
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def app_env(**overrides: str) -> dict[str, str]:
+    """The app's environment: offline, one torch thread (2 shared cores), no model unless given."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FTV_MODEL", "FTV_ALLOW_UNTRAINED", "GRADIO_SERVER_NAME")}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    env.update(overrides)
+    return env
+
+
+@contextmanager
+def running_app(args: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start `python app.py ARGS` on a free port of 127.0.0.1, wait until it serves, yield its URL, stop it."""
+    port = free_port()
+    command = [sys.executable, str(REPO_ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port), *args]
+    url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env or app_env(), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"app.py exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+                try:
+                    with urllib.request.urlopen(url + "config", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not start in {START_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wav_info(path: str | Path) -> dict[str, Any]:
+    """Parse a WAV's RIFF chunks independently of the writer: format, sample count and LIST/INFO strings."""
+    data = Path(path).read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", "not a RIFF/WAVE file"
+    assert struct.unpack("<I", data[4:8])[0] == len(data) - 8, "RIFF size does not match the file size"
+    info: dict[str, str] = {}
+    offset = 12
+    while offset + 8 <= len(data):
+        chunk_id, size = data[offset : offset + 4], struct.unpack("<I", data[offset + 4 : offset + 8])[0]
+        payload = data[offset + 8 : offset + 8 + size]
+        if chunk_id == b"LIST" and payload[:4] == b"INFO":
+            inner = 4
+            while inner + 8 <= len(payload):
+                key, length = payload[inner : inner + 4], struct.unpack("<I", payload[inner + 4 : inner + 8])[0]
+                info[key.decode("ascii")] = payload[inner + 8 : inner + 8 + length].rstrip(b"\0").decode("utf-8")
+                inner += 8 + length + (length % 2)
+        offset += 8 + size + (size % 2)
+    with wave.open(str(path)) as reader:  # the stdlib reader must accept it too
+        frames = reader.readframes(reader.getnframes())
+        result = {
+            "rate": reader.getframerate(),
+            "channels": reader.getnchannels(),
+            "width": reader.getsampwidth(),
+            "frames": reader.getnframes(),
+        }
+    result["samples"] = np.frombuffer(frames, dtype="<i2")
+    result["info"] = info
+    return result
+
+
+def assert_marked_synthetic(path: str | Path) -> dict[str, Any]:
+    """A valid 16 kHz mono 16-bit WAV, named and tagged as ftv synthetic speech."""
+    assert Path(path).name.startswith("ftv-synthetic-") and Path(path).suffix == ".wav", Path(path).name
+    info = wav_info(path)
+    assert (info["rate"], info["channels"], info["width"]) == (16000, 1, 2)
+    assert info["frames"] > 0
+    assert "SYNTHETIC" in info["info"]["ICMT"] and "ftv" in info["info"]["ICMT"]
+    assert "ftv" in info["info"]["ISFT"]
+    return info
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    with running_app(["--model", str(tiny_checkpoint), "--allow-untrained"], log) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str, tmp_path_factory: pytest.TempPathFactory):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Good and bad uploads, made from the example faces."""
+    folder = tmp_path_factory.mktemp("uploads")
+    paths = {name: folder / name for name in ("blank.png", "text.jpg", "truncated.jpg", "two_faces.jpg", "huge.jpg")}
+    Image.new("RGB", (320, 320), (190, 190, 190)).save(paths["blank.png"])
+    paths["text.jpg"].write_text("this is not an image\n")
+    paths["truncated.jpg"].write_bytes(FACE.read_bytes()[:1500])
+    canvas = Image.new("RGB", (900, 480), (200, 200, 200))
+    canvas.paste(Image.open(FACE), (20, 20))  # 384 px: the larger face
+    canvas.paste(Image.open(OTHER_FACE).resize((230, 230)), (600, 120))
+    canvas.save(paths["two_faces.jpg"], quality=92)
+    Image.open(FACE).resize((3000, 3000), Image.Resampling.BICUBIC).save(paths["huge.jpg"], quality=80)
+    return paths
+
+
+def predict_args(
+    photo: Path | None, text: str, *, extra: Sequence[Path] = (), consent: bool = True, seed: int = 0
+) -> list[Any]:
+    """/synthesize's inputs: photo, extra photos, text, consent, speaking rate, noise scales, seed."""
+    from gradio_client import handle_file
+
+    photo_file = handle_file(str(photo)) if photo else None
+    return [photo_file, [handle_file(str(p)) for p in extra] or None, text, consent, 1.0, 0.667, 0.8, seed]
+
+
+def predict(client, photo: Path | None, text: str, **kwargs: Any):
+    return client.predict(*predict_args(photo, text, **kwargs), api_name="/synthesize")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Tests
+
+
+def test_audio_is_16k_marked_synthetic_and_grows_with_text(client) -> None:
+    short = predict(client, FACE, "Hello.")
+    long = predict(client, FACE, "Hello. This is a much longer piece of text, with many more words in it. And a third.")
+    short_info, long_info = assert_marked_synthetic(short[0]), assert_marked_synthetic(long[0])
+    assert long_info["frames"] > short_info["frames"] + 16000 * 0.5  # two pauses of 0.25 s alone add 0.5 s
+    audio, crops, gender, race, details = long
+    assert len(crops) == 1 and Image.open(crops[0]["image"]).size == (128, 128)
+    assert {c["label"] for c in gender["confidences"]} == {"male", "female"}
+    assert len(race["confidences"]) == 6
+    assert sum(c["confidence"] for c in race["confidences"]) == pytest.approx(1.0, abs=1e-4)
+    assert "3 sentence(s)" in details and "Untrained model" in details and "Timing:" in details
+
+
+def test_same_seed_same_audio_and_several_photos(client) -> None:
+    first = wav_info(predict(client, FACE, "Same seed, same voice.", seed=7)[0])["samples"]
+    again = wav_info(predict(client, FACE, "Same seed, same voice.", seed=7)[0])["samples"]
+    np.testing.assert_array_equal(first, again)
+    audio, crops, _, _, details = predict(client, FACE, "Two photos.", extra=[OTHER_FACE])
+    assert_marked_synthetic(audio)
+    assert len(crops) == 2 and "2 photo(s)" in details
+
+
+BAD_INPUTS = [
+    ("blank.png", "Hello there.", True, "No face was found"),
+    ("text.jpg", "Hello there.", True, "could not be opened as an image"),
+    ("truncated.jpg", "Hello there.", True, "corrupt or truncated"),
+    ("FACE", "", True, "The text is empty"),
+    ("FACE", "   ", True, "The text is empty"),
+    ("FACE", "?! ... !!", True, "nothing to speak"),
+    ("FACE", "Hello 🙂", True, "cannot be spoken"),
+    ("FACE", "word " * 250, True, "too long"),
+    ("FACE", "Hello there.", False, "permission"),
+    (None, "Hello there.", True, "Add a photo"),
+]
+
+
+@pytest.mark.parametrize(("photo", "text", "consent", "message"), BAD_INPUTS, ids=[m for *_, m in BAD_INPUTS])
+def test_bad_input_is_a_clear_error(client, images, photo: str | None, text: str, consent: bool, message: str) -> None:
+    from gradio_client.exceptions import AppError
+
+    path = FACE if photo == "FACE" else (images[photo] if photo else None)
+    with pytest.raises(AppError, match=message):
+        predict(client, path, text, consent=consent)
+
+
+def test_bad_extra_photo_names_the_photo(client, images) -> None:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Photo 2 .*not an image"):
+        predict(client, FACE, "Hello there.", extra=[images["text.jpg"]])
+
+
+def test_several_faces_use_the_largest_and_say_so(client, images) -> None:
+    audio, crops, _, _, details = predict(client, images["two_faces.jpg"], "Which face?")
+    assert_marked_synthetic(audio)
+    assert "2 faces; the largest one was used" in details
+    from ftv_model.face_detection import FaceDetector, crop_face, load_image
+
+    composite = load_image(images["two_faces.jpg"])
+    boxes = FaceDetector().detect(composite)
+    assert len(boxes) == 2 and boxes[0].area > 2 * boxes[1].area
+    big, small = (np.asarray(crop_face(composite, box), dtype=np.float32) for box in boxes)
+    used = np.asarray(Image.open(crops[0]["image"]).convert("RGB"), dtype=np.float32)
+    assert np.abs(used - big).mean() < 5 < np.abs(used - small).mean()  # the big face's crop (webp-compressed)
+
+
+def test_huge_image_is_downscaled(client, images) -> None:
+    audio, crops, _, _, details = predict(client, images["huge.jpg"], "A big photo.")
+    assert_marked_synthetic(audio)
+    assert "scaled down to 2048x2048" in details
+
+
+def test_concurrent_requests_all_complete(client) -> None:
+    jobs = [
+        client.submit(*predict_args(FACE, text), api_name="/synthesize")
+        for text in ("One at a time.", "Two of us wait.", "Three in the queue.", "One at a time.")
+    ]
+    results = [job.result(timeout=240) for job in jobs]
+    infos = [assert_marked_synthetic(result[0]) for result in results]
+    np.testing.assert_array_equal(infos[0]["samples"], infos[3]["samples"])  # no cross-talk between requests
+
+
+def test_without_a_usable_model_the_app_starts_and_says_how_to_get_one(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """No --allow-untrained: the random tiny checkpoint is refused, the app still serves a banner and clear errors."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    env = app_env(FTV_MODEL=str(tiny_checkpoint))
+    with running_app([], tmp_path / "app.log", env=env) as url:
+        with urllib.request.urlopen(url + "config", timeout=10) as response:
+            config = response.read().decode("utf-8")
+        assert "No model loaded" in config and "untrained (random) weights" in config
+        assert "--allow-untrained" in config and "checkpoints/ftv-offline" in config
+        client = Client(url, verbose=False, download_files=str(tmp_path))
+        with pytest.raises(AppError, match="untrained"):
+            predict(client, FACE, "Hello there.")
+    assert "untrained" in (tmp_path / "app.log").read_text()
+
+
+def test_example_faces_are_credited() -> None:
+    attribution = (EXAMPLE_FACES / "ATTRIBUTION.md").read_text()
+    assert "10.6084/m9.figshare.5047666" in attribution and "CC BY 4.0" in attribution
+    app_source = (REPO_ROOT / "app.py").read_text()
+    assert "London Set" in app_source and "CC BY 4.0" in app_source
+    for face in EXAMPLE_FACES.glob("*.jpg"):
+        assert face.name in attribution
+        Image.open(io.BytesIO(face.read_bytes())).verify()
