@@ -1,0 +1,242 @@
+"""Model card (README.md) for an exported FTV model, and publishing the export to the Hugging Face Hub.
+
+The card is written from what the training run knows (dataset report, steps, batch, precision, metrics), so a
+published model always says what it was trained on and how far; the intended-use, limitation and ethics sections
+carry the paper's own ethical notes, because a face-to-voice model replicates identity cues and invites misuse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+PAPER_TITLE = (
+    "Progressive Facial Granularity Aggregation with Bilateral Attribute-based Enhancement for Face-to-Speech Synthesis"
+)
+PAPER_AUTHORS = "Yejin Jeon, Youngjae Kim, Jihyun Lee, Hyounghun Kim, Gary Geunbae Lee"
+
+
+def _format_number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    lines = ["| | |", "|---|---|"]
+    lines += [f"| {name} | {_format_number(value)} |" for name, value in rows]
+    return "\n".join(lines)
+
+
+def _data_section(report: dict[str, Any] | None, data_path: str | None) -> str:
+    if not report:
+        where = f" (`{data_path}`)" if data_path else ""
+        return (
+            f"Trained on a dataset prepared with `train/prepare_data.py`{where}; no `report.json` was found, so its "
+            "composition is not recorded here."
+        )
+    lines = [f"Source: **{report.get('source', 'unknown')}**, prepared with `train/prepare_data.py`."]
+    splits = report.get("splits") or {}
+    if splits:
+        lines += ["", "| split | utterances | speakers | hours |", "|---|---|---|---|"]
+        for name, stats in splits.items():
+            hours = stats.get("hours")
+            hours_text = f"{hours:.2f}" if isinstance(hours, (int, float)) else "?"
+            lines.append(f"| {name} | {stats.get('utterances', '?')} | {stats.get('speakers', '?')} | {hours_text} |")
+    for attribute in ("gender", "race"):
+        distribution = (report.get(attribute) or {}).get("by_utterance")
+        if distribution:
+            parts = []
+            for label, stats in distribution.items():
+                percent = stats.get("percent") if isinstance(stats, dict) else None
+                parts.append(f"{label} {percent:.1f}%" if isinstance(percent, (int, float)) else f"{label}")
+            lines += ["", f"Pseudo-labelled {attribute} (by utterance): " + ", ".join(parts) + "."]
+    lines += [
+        "",
+        "Gender and race labels are pseudo-labels from a face-attribute classifier (DeepFace), not self-reported; "
+        "they are used only as auxiliary training targets.",
+    ]
+    return "\n".join(lines)
+
+
+def _loss_formula(weights: dict[str, float] | None) -> str:
+    w = {
+        "mel_loss_weight": 45.0,
+        "kl_loss_weight": 1.0,
+        "duration_loss_weight": 1.0,
+        "attribute_loss_weight": 1.0,
+        "audio_attribute_loss_weight": 0.3,
+        "adversarial_loss_weight": 1.0,
+        "feature_matching_loss_weight": 1.0,
+        **(weights or {}),
+    }
+    return (
+        f"{w['mel_loss_weight']:g} x mel + {w['kl_loss_weight']:g} x KL + {w['duration_loss_weight']:g} x duration + "
+        f"{w['attribute_loss_weight']:g} x (face attribute + {w['audio_attribute_loss_weight']:g} x audio attribute) + "
+        f"{w['adversarial_loss_weight']:g} x adversarial + {w['feature_matching_loss_weight']:g} x feature matching"
+    )
+
+
+def build_model_card(info: dict[str, Any]) -> str:
+    """README.md text. `info` keys (all optional): repo_id, steps, max_steps, epochs, global_batch_size,
+    batch_size, num_processes, gradient_accumulation_steps, mixed_precision, device, learning_rate, hours,
+    metrics (name -> value), dataset_report, data_path, ablations (name -> value), init, loss_weights, config."""
+    metrics = dict(info.get("metrics") or {})
+    metrics_step = metrics.pop("step", None)
+    ablations = info.get("ablations") or {}
+    training_rows = [
+        ("optimizer steps", f"{info.get('steps', '?')} of {info.get('max_steps', '?')}"),
+        ("completed epochs", info.get("epochs", "?")),
+        ("global batch", info.get("global_batch_size", "?")),
+        (
+            "batch per process x processes x accumulation",
+            f"{info.get('batch_size', '?')} x {info.get('num_processes', '?')} x "
+            f"{info.get('gradient_accumulation_steps', '?')}",
+        ),
+        ("learning rate (generator / discriminator)", info.get("learning_rate", "?")),
+        ("mixed precision", info.get("mixed_precision", "?")),
+        ("hardware", info.get("device", "?")),
+        ("training time (h)", info.get("hours", "?")),
+        ("warm start", info.get("init") or "none (trained from scratch)"),
+    ]
+    training_rows += [(f"ablation: {name}", value) for name, value in ablations.items()]
+    metric_text = (
+        _table(sorted(metrics.items()))
+        + f"\n\nMeasured at step {metrics_step if metrics_step is not None else '?'} on a fixed sample of the "
+        "validation split: the training losses (lower is better) and the accuracy of the face attribute head against "
+        "the pseudo-labels."
+        if metrics
+        else "No validation metrics were recorded for this export."
+    )
+    tags = ["text-to-speech", "face-to-voice", "vits", "speech-synthesis", "ftv"]
+    front_matter = "\n".join(
+        ["---", "license: apache-2.0", "library_name: transformers", "pipeline_tag: text-to-speech", "tags:"]
+        + [f"- {tag}" for tag in tags]
+        + ["---"]
+    )
+    return f"""{front_matter}
+
+# FTV: face-to-voice speech synthesis
+
+This model speaks typed text in a voice inferred from a photo of a face. It implements *{PAPER_TITLE}*
+({PAPER_AUTHORS}): a VITS text-to-speech backbone conditioned on a face embedding from a NesT face encoder with
+facial granularity aggregation, trained with bilateral (face and audio) gender/race attribute losses and
+multi-view face augmentation. The files hold the generator (`FTVModel`), its processor (`FTVProcessor`) and, under
+`discriminator/`, the GAN discriminator, so training can be continued (`train/train.py --init`).
+
+## Usage
+
+```python
+from PIL import Image
+from ftv_model import FTVModel, FTVProcessor
+
+model = FTVModel.from_pretrained("{info.get("repo_id") or "PATH_OR_REPO"}").eval()
+processor = FTVProcessor.from_pretrained("{info.get("repo_id") or "PATH_OR_REPO"}")
+inputs = processor(text="Hello, nice to meet you.", images=Image.open("face.jpg"))
+audio = model(**inputs, seed=0).waveform[0]  # 16 kHz
+```
+
+Faces should be crops like those made by `ftv_model.face_detection.crop_face` (square, 25% margin).
+
+## Training data
+
+{_data_section(info.get("dataset_report"), info.get("data_path"))}
+
+## Training procedure
+
+GAN training as VITS: generator and multi-period/scale discriminator with separate AdamW optimizers
+(betas 0.8/0.99, eps 1e-9), exponential learning-rate decay, generator loss = {_loss_formula(info.get("loss_weights"))}.
+
+{_table(training_rows)}
+
+## Metrics
+
+{metric_text}
+
+## Intended use
+
+- Research on face-voice association and face-conditioned speech synthesis.
+- Assistive communication: giving a personalised voice to people who cannot speak or have lost their voice,
+  with their consent.
+
+Out of scope: producing speech that is presented as a real person's voice, impersonating anyone, getting past
+voice-based authentication, or any use without the consent of the person whose face is used.
+
+## Limitations
+
+- The voice is a guess from appearance: it reflects correlations in the training data (mostly gender, and age and
+  accent only weakly), not the person's real voice. Two people who look alike get similar voices.
+- The training data (TED/TEDx talks for LRS3) is English, adult and unevenly distributed across demographic groups;
+  expect lower quality and less fitting voices for under-represented groups, children, and non-frontal or
+  low-quality photos.
+- Attribute supervision uses automatically predicted gender and race labels, which carry the biases and errors of
+  the labeller and reduce gender to two classes.
+- Synthesized speech may contain mispronunciations (phonemes come from espeak-ng) and artefacts.
+
+## Ethical considerations
+
+From the paper: face-to-voice synthesis replicates personal identity cues, and so can be misused for unauthorized
+voice cloning, biometric spoofing and identity impersonation, with risks to privacy, consent and digital security
+(fraud, misinformation, defamation). Deploy it responsibly, only with the informed consent of the people whose faces
+are used, and mark generated audio as synthetic; the authors recommend safeguards such as imperceptible watermarking
+of synthesized speech. The model is trained with demographic attributes (gender, race) because they relate to
+perceived voice characteristics; these are sensitive variables, derived here from publicly available data and used
+only to improve face-voice alignment. The authors advocate continued dialogue between machine-learning researchers,
+ethicists and affected communities on the responsible development of such systems.
+
+## Citation
+
+```
+Jeon, Kim, Lee, Kim, Lee. {PAPER_TITLE}.
+```
+"""
+
+
+def write_model_card(directory: str | Path, info: dict[str, Any]) -> Path:
+    """Write README.md (the card) and training_info.json (the same facts, machine-readable) into `directory`."""
+    directory = Path(directory)
+    path = directory / "README.md"
+    path.write_text(build_model_card(info), encoding="utf-8")
+    serializable = {key: value for key, value in info.items() if key != "dataset_report"}
+    (directory / "training_info.json").write_text(json.dumps(serializable, indent=2, default=str), encoding="utf-8")
+    return path
+
+
+def push_to_hub(
+    directory: str | Path,
+    repo_id: str,
+    private: bool = False,
+    commit_message: str | None = None,
+    token: str | None = None,
+) -> str:
+    """Upload an export folder (model, processor, discriminator/, README.md) to a Hub model repo; returns its URL.
+
+    The card's usage snippet is rewritten with the repo id first. The token comes from `token`, `HF_TOKEN` or
+    `huggingface-cli login`.
+    """
+    from huggingface_hub import HfApi
+
+    directory = Path(directory)
+    info_path = directory / "training_info.json"
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        info["repo_id"] = repo_id
+        report_path = Path(info.get("data_path") or "") / "report.json"
+        if info.get("data_path") and report_path.is_file():
+            info["dataset_report"] = json.loads(report_path.read_text())
+        write_model_card(directory, info)
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    commit = api.upload_folder(
+        folder_path=str(directory),
+        repo_id=repo_id,
+        repo_type="model",
+        commit_message=commit_message or f"Upload FTV model ({directory.name})",
+    )
+    url = getattr(commit, "repo_url", None) or f"{api.endpoint}/{repo_id}"
+    logger.info("Pushed %s to %s", directory, url)
+    return str(url)

@@ -1,0 +1,440 @@
+"""Training loop tests on CPU with a tiny model and a tiny dataset built here in the documented format.
+
+The dataset holds real speech (VCTK, cropped to its first words) and real faces (London Set, two photos plus a
+mirrored one as three views), with phonemes precomputed by the project's text front end, written with
+`datasets.DatasetDict.save_to_disk` in `ftv_train.dataset_format.FEATURES`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from ftv_train.collate import (
+    FaceSpeechItems,
+    FixedBatchSampler,
+    FTVCollator,
+    LengthBucketBatchSampler,
+    count_tokens,
+    select_items,
+)
+from ftv_train.train_config import ConfigError, TrainConfig, parse_config
+from tests.hub_fixtures import hub_env
+
+pytest_plugins = ["tests.hub_fixtures"]  # the local Hub server for --push_to_hub
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY_YAML = REPO_ROOT / "train" / "configs" / "tiny.yaml"
+PAPER_YAML = REPO_ROOT / "train" / "configs" / "paper.yaml"
+# (VCTK speaker, London face id); faces chosen to match the speakers' genders.
+SPEAKERS = (("p225", "001"), ("p226", "004"), ("p227", "005"), ("p228", "006"))
+LONDON_RACE = {"white": "white", "black": "black", "east_asian": "asian", "west_asian": "middle eastern"}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The tiny dataset
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _png(image: Image.Image) -> dict:
+    buffer = io.BytesIO()
+    image.convert("RGB").resize((128, 128), Image.Resampling.BICUBIC).save(buffer, format="PNG")
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+def build_tiny_dataset(root: Path, shared_data: Path) -> Path:
+    """12 train / 4 validation / 1 test_seen / 3 test_unseen utterances, plus one unalignable train item."""
+    import soundfile
+    from datasets import Dataset, DatasetDict
+
+    from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
+    from ftv_model.text_frontend import phonemize
+    from ftv_train.dataset_format import FEATURES, SPLITS, encode_audio
+
+    speech = shared_data / "speech" / "vctk"
+    faces_root = shared_data / "faces" / "london"
+    with open(faces_root / "london_info.csv") as handle:
+        face_info = {row["face_id"]: row for row in csv.DictReader(handle)}
+    transcripts = {}
+    for line in (speech / "transcripts.txt").read_text().splitlines():
+        path, speaker, text = line.split("|", 2)
+        transcripts.setdefault(speaker, []).append((path, text))
+
+    rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    for s, (speaker, face_id) in enumerate(SPEAKERS):
+        info = face_info[face_id]
+        photos = [Image.open(faces_root / kind / f"{face_id}.jpg") for kind in ("neutral", "smiling")]
+        views = [_png(photos[0]), _png(photos[1]), _png(ImageOps.mirror(photos[0]))]
+        gender = GENDER_LABELS.index(info["face_gender"])
+        race = RACE_LABELS.index(LONDON_RACE[info["face_eth"]]) if s != 3 else -1  # one speaker unlabelled
+        for u, (path, text) in enumerate(transcripts[speaker][:5]):
+            wave, rate = soundfile.read(speech / path, dtype="float32")
+            assert rate == 16000
+            words = " ".join(text.split()[:2])
+            seconds = 0.9 + 0.15 * u
+            wave = wave[: int(seconds * rate)]
+            split = "train" if u < 3 else "validation" if u == 3 else ("test_seen" if s == 0 else "test_unseen")
+            rows[split].append(
+                {
+                    "id": f"{speaker}/{u:03d}",
+                    "speaker": speaker,
+                    "text": words,
+                    "phonemes": phonemize(words)[0],
+                    "audio": {"bytes": encode_audio(wave), "path": None},
+                    "duration": len(wave) / rate,
+                    "faces": views[: 1 + (u % 3)] if split != "train" else views,
+                    "num_views": len(views[: 1 + (u % 3)]) if split != "train" else len(views),
+                    "gender": gender,
+                    "race": race,
+                }
+            )
+    # Far too much text for 0.4 s of audio: must be filtered out, never reach the alignment.
+    long_text = transcripts["p225"][0][1]
+    silence = {"bytes": encode_audio(np.zeros(6400, np.float32)), "path": None}
+    long_item = {"id": "p225/long", "text": long_text, "phonemes": phonemize(long_text)[0], "audio": silence}
+    rows["train"].append({**rows["train"][0], **long_item, "duration": 0.4})
+    splits = {split: Dataset.from_list(items, features=FEATURES) for split, items in rows.items()}
+    DatasetDict(splits).save_to_disk(str(root))
+    (root / "report.json").write_text(json.dumps({"source": "vctk+london (test)", "splits": {}}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    return build_tiny_dataset(tmp_path_factory.mktemp("tiny-data") / "data", shared_data)
+
+
+def _reset_accelerate() -> None:
+    """Accelerate keeps process-wide singletons; in-process runs need them cleared between runs."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def run_training(data: Path, output: Path, args: str) -> Path | None:
+    """In-process run of the tiny config; `args` are extra command-line options (space separated)."""
+    from ftv_train.training import train
+
+    config = parse_config(["--config", str(TINY_YAML), "--data", str(data), "--output", str(output), *args.split()])
+    _reset_accelerate()
+    torch.manual_seed(0)
+    try:
+        return train(config)
+    finally:
+        _reset_accelerate()
+
+
+def _subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_config_yaml_and_overrides(tmp_path: Path) -> None:
+    config = parse_config(["--config", str(PAPER_YAML), "--data", "d"])
+    assert (config.batch_size, config.max_steps, config.learning_rate) == (20, 350_000, 2e-4)
+    assert config.adam_betas == [0.8, 0.99] and config.adam_eps == 1e-9 and config.lr_decay == 0.999875
+    assert config.multiview and config.face_encoder_type == "nest" and config.attributes == ["gender", "race"]
+
+    overrides = (
+        "--no-multiview --face_encoder_type vit --no-audio-attribute-loss --attributes gender --max_grad_norm 5 "
+        "--mel_loss_weight 30 --set model.discriminator_width=0.5 --set model.upsample_rates=[8,8,4] "
+        "--set model.upsample_kernel_sizes=[16,16,8] --learning_rate 1e-4 --resume latest"
+    )
+    config = parse_config(["--config", str(PAPER_YAML), "--data", "d", *overrides.split()])
+    assert not config.multiview and not config.audio_attribute_loss and config.attributes == ["gender"]
+    assert config.max_grad_norm == 5.0 and config.learning_rate == 1e-4 and config.resume == "latest"
+    kwargs = config.model_config_kwargs()
+    assert kwargs["face_encoder_type"] == "vit" and kwargs["use_audio_attribute_head"] is False
+    assert kwargs["discriminator_width"] == 0.5 and kwargs["upsample_rates"] == [8, 8, 4]
+    assert kwargs["mel_loss_weight"] == 30.0
+
+    for bad in ("--mixed_precision fp8", "--attributes age", "--batch_size zero", "--set model.no_such_field=1"):
+        with pytest.raises(ConfigError):
+            parse_config(["--config", str(PAPER_YAML), "--data", "d", *bad.split()])
+    (tmp_path / "bad.yaml").write_text("batch_sise: 3\n")
+    with pytest.raises(ConfigError, match="batch_sise"):
+        parse_config(["--config", str(tmp_path / "bad.yaml"), "--data", "d"])
+    with pytest.raises(ConfigError, match="--data"):
+        TrainConfig().validate()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data pipeline
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_sampler_buckets_shards_and_is_deterministic() -> None:
+    lengths = np.random.default_rng(0).uniform(1, 10, size=103)
+    sampler = LengthBucketBatchSampler(lengths, batch_size=4, num_processes=3, seed=7, bucket_batches=4)
+    assert len(sampler) == 24  # 25 full batches rounded down to a multiple of 3 processes
+    sampler.set_epoch(0)
+    epoch0 = list(sampler)
+    assert epoch0 == list(sampler) and len(epoch0) == len(sampler)
+    assert all(len(batch) == 4 for batch in epoch0)
+    positions = [p for batch in epoch0 for p, _ in batch]
+    assert len(set(positions)) == len(positions)  # nothing repeated within an epoch
+    sampler.set_epoch(1)
+    assert list(sampler) != epoch0
+    # Sorting within chunks: batches are much tighter in length than random batches.
+    spread = np.mean([np.ptp(lengths[[p for p, _ in b]]) for b in epoch0])
+    assert spread < 0.5 * np.mean([np.ptp(lengths[i : i + 4]) for i in range(0, 100, 4)])
+    # Accelerate's sharding gives process r the batches r, r+3, ...: disjoint, equal counts.
+    from accelerate.data_loader import BatchSamplerShard
+
+    sampler.set_epoch(0)
+    shards = [list(BatchSamplerShard(sampler, num_processes=3, process_index=r)) for r in range(3)]
+    assert [len(s) for s in shards] == [8, 8, 8]
+    seen = [p for shard in shards for batch in shard for p, _ in batch]
+    assert sorted(seen) == sorted(positions)
+    # Evaluation: a fixed random sample (not just the shortest items), split across processes, first views only.
+    evaluation = [FixedBatchSampler(lengths, 4, max_batches=2, num_processes=3, process_index=r) for r in range(3)]
+    assert [len(e) for e in evaluation] == [2, 2, 2] and list(evaluation[0]) == list(evaluation[0])
+    picked = [p for e in evaluation for batch in e for p, draw in batch if draw == 0]
+    assert len(set(picked)) == 24 and max(lengths[picked]) > 8
+
+
+@pytest.mark.shared_data
+def test_selection_collate_and_views(tiny_data: Path) -> None:
+    from ftv_model import FTVProcessor
+    from ftv_train.dataset_format import load_prepared_dataset
+
+    dataset = load_prepared_dataset(tiny_data, decode_audio=False, decode_faces=False)
+    processor = FTVProcessor()
+    selection = select_items(dataset["train"], processor.tokenizer, 16000, 256, min_seconds=0.3)
+    assert len(selection) == 12 and selection.skipped["more tokens than frames (unalignable)"] == 1
+    phonemes = dataset["train"][0]["phonemes"]
+    assert count_tokens(processor.tokenizer, phonemes) == processor(phonemes=[phonemes])["input_ids"].shape[1]
+
+    items = FaceSpeechItems(dataset["train"], selection, 16000, multiview=True)
+    views = {items[(0, draw)]["view"] for draw in range(6)}
+    assert views == {0, 1, 2}
+    items.multiview = False
+    assert {items[(0, draw)]["view"] for draw in range(6)} == {0}
+
+    collator = FTVCollator(processor, hop_length=256, attributes=("gender", "race"))
+    batch = collator([items[(i, 0)] for i in (0, 9)])  # speaker p225 and the unlabelled p228
+    assert batch["pixel_values"].shape == (2, 3, 128, 128)
+    assert batch["waveform"].shape[0] == 2 and batch["waveform_lengths"].max() == batch["waveform"].shape[1]
+    assert batch["race_labels"].tolist()[1] == -100 and batch["gender_labels"].tolist() == [1, 1]
+    assert "race_labels" not in FTVCollator(processor, 256, attributes=("gender",))([items[(0, 0)]])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training runs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.shared_data
+def test_smoke_run_checkpoints_logs_and_exports(tiny_data: Path, tmp_path: Path) -> None:
+    from ftv_model import FTVDiscriminator, FTVModel, FTVProcessor
+
+    output = tmp_path / "run"
+    final = run_training(
+        tiny_data,
+        output,
+        "--max_steps 6 --checkpoint_every 3 --keep_checkpoints 1 --log_every 2 --eval_every 3 --media_every 3",
+    )
+    assert final == output / "final"
+    checkpoints = sorted(p.name for p in (output / "checkpoints").iterdir())
+    assert checkpoints == ["step-00000006"]  # keep_checkpoints 1 pruned step 3
+    state = json.loads((output / "checkpoints" / "step-00000006" / "training_state.json").read_text())
+    assert state["step"] == 6 and state["metrics"]["step"] == 6 and "val/mel" in state["metrics"]
+    assert list((output / "logs").rglob("events.out.tfevents*"))
+    assert list((output / "samples").rglob("audio_sample_0.wav")) and list((output / "samples").rglob("*.png"))
+
+    model = FTVModel.from_pretrained(final).eval()
+    processor = FTVProcessor.from_pretrained(final)
+    FTVDiscriminator.from_pretrained(final / "discriminator")
+    card = (final / "README.md").read_text()
+    assert "Ethical considerations" in card and "| optimizer steps | 6 of 6 |" in card
+    from ftv_train.dataset_format import face_images, load_prepared_dataset
+
+    row = load_prepared_dataset(tiny_data)["test_unseen"][0]
+    inputs = processor(phonemes=[row["phonemes"]], images=face_images(row["faces"][:1]))
+    with torch.no_grad():
+        audio = model(**inputs, seed=0)
+    assert audio.waveform.shape[-1] > 0 and torch.isfinite(audio.waveform).all()
+
+    # Warm start from the export (generator + discriminator), one more step.
+    warm = run_training(tiny_data, tmp_path / "warm", f"--init {final} --max_steps 1 --log_with none --media_every 100")
+    assert (warm / "discriminator" / "config.json").is_file()
+
+
+def _parameters(directory: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "model.safetensors"))
+
+
+@pytest.mark.shared_data
+def test_resume_matches_uninterrupted_run(tiny_data: Path, tmp_path: Path) -> None:
+    # 8 items at batch 2 = 4 steps per epoch: the resumed run restarts mid-epoch and then crosses into the next.
+    # Validation every 2 steps must not disturb the training random stream.
+    common = "--log_with none --media_every 100 --eval_every 2 --log_every 1 --max_train_items 8"
+    straight = run_training(tiny_data, tmp_path / "straight", f"--max_steps 6 --checkpoint_every 100 {common}")
+    run_training(tiny_data, tmp_path / "resumed", f"--max_steps 3 --checkpoint_every 3 {common}")
+    resumed = run_training(tiny_data, tmp_path / "resumed", f"--max_steps 6 --resume latest {common}")
+    a, b = _parameters(straight), _parameters(resumed)
+    assert a.keys() == b.keys()
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst < 1e-5, worst
+    # And the runs did train: parameters moved away from the step-4 checkpoint.
+    assert json.loads((resumed / "training_info.json").read_text())["steps"] == 6
+    moved = _parameters(tmp_path / "resumed" / "checkpoints" / "step-00000003")
+    assert max(float((a[k] - moved[k]).abs().max()) for k in a) > 1e-4
+
+
+@pytest.mark.shared_data
+def test_kill_during_checkpoint_keeps_previous_and_sigterm_saves(tiny_data: Path, tmp_path: Path) -> None:
+    """A run SIGKILLed in the middle of writing its second checkpoint leaves the first one as `latest`; a
+    resumed run then stops cleanly on SIGTERM with a checkpoint of where it was."""
+    output = tmp_path / "run"
+    script = tmp_path / "killed_run.py"
+    script.write_text(
+        f"""
+import os, signal, sys
+sys.path.insert(0, {str(REPO_ROOT)!r})
+from accelerate import Accelerator
+from ftv_train import training
+
+original = Accelerator.save_state
+def save_state(self, output_dir=None, **kwargs):
+    if "step-00000004" in str(output_dir):
+        os.makedirs(output_dir, exist_ok=True)
+        open(os.path.join(output_dir, "model.safetensors"), "wb").write(b"partial")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, output_dir, **kwargs)
+Accelerator.save_state = save_state
+sys.exit(training.main(sys.argv[1:]))
+"""
+    )
+    args = [
+        *f"--config {TINY_YAML} --data {tiny_data} --output {output} --log_with none --media_every 100".split(),
+        *"--eval_every 100 --checkpoint_every 2 --max_steps 6 --num_threads 1".split(),
+    ]
+    run = [sys.executable, str(script), *args]
+    killed = subprocess.run(run, env=_subprocess_env(), capture_output=True, text=True, timeout=240)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    names = sorted(p.name for p in (output / "checkpoints").iterdir())
+    assert names == [".tmp-step-00000004", "step-00000002"]
+
+    from ftv_train.training import CheckpointManager
+
+    assert CheckpointManager(output / "checkpoints", 2).latest().name == "step-00000002"
+
+    # Resume (the partial directory is cleaned up), then SIGTERM once training is under way.
+    more = "--resume latest --max_steps 10000 --checkpoint_every 10000 --log_every 1 --no-progress_bar".split()
+    process = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "train" / "train.py"), *args, *more],
+        env=_subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if "Resumed from" in line:
+                break
+        time.sleep(3.0)
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=120)
+        lines.append(rest)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = "".join(lines)
+    assert process.returncode == 128 + signal.SIGTERM, log[-3000:]
+    assert "Resumed from" in log and "step-00000002" in log
+    completed = CheckpointManager(output / "checkpoints", 2).completed()
+    assert not any(p.name.startswith(".tmp") for p in (output / "checkpoints").iterdir())
+    assert completed[-1][0] > 2, log[-3000:]
+    state = json.loads((completed[-1][1] / "training_state.json").read_text())
+    assert state["step"] == completed[-1][0]
+
+
+@pytest.mark.shared_data
+def test_nonfinite_steps_are_skipped_and_stop_the_run(tiny_data: Path, tmp_path: Path) -> None:
+    """A NaN loss skips the generator update (weights unchanged, discriminator still trains); two in a row stop."""
+    from ftv_train.training import Trainer, TrainingDivergedError
+
+    args = "--mel_loss_weight nan --max_consecutive_nonfinite 2 --log_every 1 --log_with none --max_steps 10"
+    config = parse_config(
+        ["--config", str(TINY_YAML), "--data", str(tiny_data), "--output", str(tmp_path), *args.split()]
+    )
+    _reset_accelerate()
+    try:
+        trainer = Trainer(config)
+        generator = trainer.accelerator.unwrap_model(trainer.generator)
+        discriminator = trainer.accelerator.unwrap_model(trainer.disc)
+        g_before = {k: v.clone() for k, v in generator.state_dict().items()}
+        d_before = {k: v.clone() for k, v in discriminator.state_dict().items()}
+        with pytest.raises(TrainingDivergedError, match="2 consecutive steps"):
+            trainer.run()
+    finally:
+        _reset_accelerate()
+    assert trainer.state.step == 2
+    assert all(torch.equal(g_before[k], v) for k, v in generator.state_dict().items())
+    assert any(not torch.equal(d_before[k], v) for k, v in discriminator.state_dict().items())
+
+
+@pytest.mark.shared_data
+def test_accelerate_launch_without_config_file_and_push(tiny_data: Path, tmp_path: Path, hub_server) -> None:
+    """`accelerate launch` with no accelerate config file, ending with --push_to_hub to a local Hub server."""
+    env = {**_subprocess_env(), **hub_env(hub_server.endpoint, tmp_path / "hf")}  # HF_HOME without accelerate config
+    env["PYTHONPATH"] = _subprocess_env()["PYTHONPATH"]
+    command = (
+        f"{sys.executable} -m accelerate.commands.launch train/train.py --config {TINY_YAML} --data {tiny_data} "
+        f"--output {tmp_path / 'run'} --max_steps 2 --log_with none --media_every 100 --eval_every 100 "
+        "--checkpoint_every 100 --num_threads 1 --push_to_hub org/ftv-tiny"
+    )
+    result = subprocess.run(command.split(), cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "step-00000002" / "training_state.json").is_file()
+    files = hub_server.files("org/ftv-tiny")
+    for name in ("model.safetensors", "config.json", "vocab.json", "discriminator/model.safetensors", "README.md"):
+        assert name in files, sorted(files)
+    card = hub_server.read_file("org/ftv-tiny", "README.md").decode()
+    assert 'FTVModel.from_pretrained("org/ftv-tiny")' in card and "vctk+london (test)" in card
+    assert "unauthorized voice cloning" in " ".join(card.split())  # the paper's ethical notes
+
+
+@pytest.mark.shared_data
+def test_ddp_two_cpu_processes(tiny_data: Path, tmp_path: Path) -> None:
+    """Two processes (gloo DDP): separate DDP wrappers, sharded batches, per-process RNG states in the checkpoint."""
+    command = (
+        f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node 2 train/train.py "
+        f"--config {TINY_YAML} --data {tiny_data} --output {tmp_path / 'run'} --max_steps 2 --log_with none "
+        "--media_every 100 --eval_every 2 --checkpoint_every 2 --num_threads 1 --no-progress_bar"
+    )
+    result = subprocess.run(
+        command.split(), cwd=REPO_ROOT, env=_subprocess_env(), capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-00000002"
+    assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
+    state = json.loads((checkpoint / "training_state.json").read_text())
+    assert state["num_processes"] == 2 and "val/mel" in state["metrics"]
+    assert (tmp_path / "run" / "final" / "discriminator" / "model.safetensors").is_file()
