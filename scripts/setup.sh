@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs everything ftv needs on a fresh Debian/Ubuntu machine: system libraries (apt) and Python packages (pip).
-#   bash scripts/setup.sh          # what the demo, the CLI and training need
+#   bash scripts/setup.sh          # the model, the CLI and the demo
+#   bash scripts/setup.sh --train  # + training, data preparation and evaluation
 #   bash scripts/setup.sh --dev    # + test and lint tools (pytest, ruff, playwright driving Debian's chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-dev=0
-[ "${1:-}" = "--dev" ] && dev=1
+level=${1:-}
+case "$level" in
+  "" ) requirements=requirements.txt ;;
+  --train ) requirements=requirements-train.txt ;;
+  --dev ) requirements=requirements-dev.txt ;;
+  * ) echo "usage: bash scripts/setup.sh [--train|--dev]" >&2; exit 2 ;;
+esac
 
 apt_packages=(
   espeak-ng                          # phonemizer's backend (the text front end)
@@ -14,7 +20,7 @@ apt_packages=(
   libgl1 libglib2.0-0                # OpenCV wheels
   libsndfile1                        # soundfile
 )
-[ "$dev" = 1 ] && apt_packages+=(chromium fonts-dejavu-core)  # browser tests (never `playwright install`)
+[ "$level" = --dev ] && apt_packages+=(chromium fonts-dejavu-core)  # browser tests (never `playwright install`)
 
 SUDO=""
 [ "$(id -u)" != 0 ] && SUDO="sudo"
@@ -27,6 +33,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python -m pip install -q --disable-pip-version-check -r requirements.txt
-[ "$dev" = 1 ] && python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+python -m pip install -q --disable-pip-version-check -r "$requirements"
 echo "ftv: setup done"
