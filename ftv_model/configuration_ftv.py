@@ -120,6 +120,7 @@ class FTVConfig(PretrainedConfig):
         upsample_kernel_sizes: tuple[int, ...] | list[int] = (16, 16, 4, 4),
         resblock_kernel_sizes: tuple[int, ...] | list[int] = (3, 7, 11),
         resblock_dilation_sizes: tuple | list = ((1, 3, 5), (1, 3, 5), (1, 3, 5)),
+        resblock_type: str = "1",
         leaky_relu_slope: float = 0.1,
         # --- face encoder ---
         face_encoder_type: str = "nest",
@@ -176,6 +177,17 @@ class FTVConfig(PretrainedConfig):
                 f"The decoder upsamples by {_product(upsample_rates)} but hop_length is {hop_length}: "
                 "they must be equal so one latent frame becomes one hop of audio."
             )
+        resblock_type = str(resblock_type)
+        if resblock_type not in ("1", "2"):
+            raise ValueError(
+                f"resblock_type must be '1' (HiFi-GAN V1 blocks: two convs per dilation) or '2' (one dilated conv "
+                f"per dilation, as Piper's medium and low voices use), got {resblock_type!r}."
+            )
+        if len(resblock_kernel_sizes) != len(resblock_dilation_sizes):
+            raise ValueError(
+                f"resblock_kernel_sizes ({list(resblock_kernel_sizes)}) and resblock_dilation_sizes "
+                f"({[list(d) for d in resblock_dilation_sizes]}) must have one entry per residual block."
+            )
         if segment_size % hop_length:
             raise ValueError(f"segment_size ({segment_size}) must be a multiple of hop_length ({hop_length}).")
         self.sampling_rate = sampling_rate
@@ -223,6 +235,7 @@ class FTVConfig(PretrainedConfig):
         self.upsample_kernel_sizes = list(upsample_kernel_sizes)
         self.resblock_kernel_sizes = list(resblock_kernel_sizes)
         self.resblock_dilation_sizes = [list(d) for d in resblock_dilation_sizes]
+        self.resblock_type = resblock_type
         self.leaky_relu_slope = leaky_relu_slope
 
         self.face_encoder_type = face_encoder_type
@@ -295,6 +308,7 @@ class FTVConfig(PretrainedConfig):
             num_speakers=1,
             speaker_embedding_size=self.global_conditioning_channels,
             pad_token_id=0,
+            resblock_type=self.resblock_type,
         )
         config._attn_implementation = "eager"
         return config

@@ -177,22 +177,47 @@ class FTVStochasticDurationPredictor(VitsStochasticDurationPredictor):
         return nll + log_q
 
 
+class FTVResidualBlock2(nn.Module):
+    """HiFi-GAN's second residual block type: one dilated conv per dilation, each wrapped in its own residual.
+
+    Lighter than type 1 (half the convs); Piper's medium and low voices use it. Parameters are `convs.{i}`.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, dilation: list[int], leaky_relu_slope: float) -> None:
+        super().__init__()
+        self.leaky_relu_slope = leaky_relu_slope
+        self.convs = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=(kernel_size * d - d) // 2) for d in dilation
+        )
+
+
 class FTVDecoder(VitsHifiGan):
     """transformers' HiFi-GAN with weight norm (as the original trains it) and optional padding masks.
 
     With a mask, every conv input is zeroed past each item's end, which is exactly the zero padding an item sees
-    when synthesized alone, so batched audio equals per-item audio.
+    when synthesized alone, so batched audio equals per-item audio. `config.resblock_type == "2"` swaps the
+    residual blocks for `FTVResidualBlock2` (type 1 keeps transformers' blocks and parameter names).
     """
 
     def __init__(self, config) -> None:
         super().__init__(config)
+        self.resblock_type = str(getattr(config, "resblock_type", "1"))
+        if self.resblock_type == "2":
+            self.resblocks = nn.ModuleList(
+                FTVResidualBlock2(
+                    config.upsample_initial_channel // (2 ** (i + 1)), kernel_size, dilation, config.leaky_relu_slope
+                )
+                for i in range(self.num_upsamples)
+                for kernel_size, dilation in zip(config.resblock_kernel_sizes, config.resblock_dilation_sizes)
+            )
         self.apply_weight_norm()
 
     def apply_weight_norm(self) -> None:
         for layer in self.upsampler:
             weight_norm(layer)
         for block in self.resblocks:
-            for layer in list(block.convs1) + list(block.convs2):
+            convs = block.convs if self.resblock_type == "2" else list(block.convs1) + list(block.convs2)
+            for layer in convs:
                 weight_norm(layer)
 
     def remove_weight_norm(self) -> None:
@@ -202,6 +227,11 @@ class FTVDecoder(VitsHifiGan):
 
     def _resblock(self, block: nn.Module, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         slope = block.leaky_relu_slope
+        if self.resblock_type == "2":
+            for conv in block.convs:
+                states = F.leaky_relu(hidden, slope)
+                hidden = hidden + conv(states if mask is None else states * mask)
+            return hidden
         for conv1, conv2 in zip(block.convs1, block.convs2):
             residual = hidden
             hidden = F.leaky_relu(hidden, slope)
@@ -217,6 +247,8 @@ class FTVDecoder(VitsHifiGan):
         global_conditioning: torch.Tensor | None = None,
         padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if spectrogram.device.type == "cpu" and not torch.is_grad_enabled():
+            return self._synthesize_channels_last(spectrogram, global_conditioning, padding_mask)
         hidden = self.conv_pre(spectrogram)
         if global_conditioning is not None:
             hidden = hidden + self.cond(global_conditioning)
@@ -236,6 +268,78 @@ class FTVDecoder(VitsHifiGan):
             hidden = hidden * mask
         waveform = torch.tanh(self.conv_post(hidden))
         return waveform if mask is None else waveform * mask
+
+    # CPU synthesis ---------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _conv_channels_last(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        """A Conv1d / ConvTranspose1d layer applied to (B, C, 1, T) channels-last states."""
+        weight = layer.weight.unsqueeze(2)
+        stride, padding, dilation = (1, layer.stride[0]), (0, layer.padding[0]), (1, layer.dilation[0])
+        if isinstance(layer, nn.ConvTranspose1d):
+            output_padding = (0, layer.output_padding[0])
+            return F.conv_transpose2d(
+                hidden, weight, layer.bias, stride, padding, output_padding, layer.groups, dilation
+            )
+        return F.conv2d(hidden, weight, layer.bias, stride, padding, dilation, layer.groups)
+
+    def _resblock_channels_last(
+        self, block: nn.Module, hidden: torch.Tensor, activated: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """`_resblock` on channels-last states; `activated` is the (masked) leaky ReLU of `hidden`, shared by the
+        first conv of every block of a stage."""
+        slope = block.leaky_relu_slope
+
+        def act(states: torch.Tensor) -> torch.Tensor:
+            states = F.leaky_relu(states, slope)
+            return states if mask is None else states * mask
+
+        if self.resblock_type == "2":
+            for index, conv in enumerate(block.convs):
+                inputs = activated if index == 0 else act(hidden)
+                hidden = self._conv_channels_last(conv, inputs).add_(hidden)
+            return hidden
+        for index, (conv1, conv2) in enumerate(zip(block.convs1, block.convs2)):
+            inputs = activated if index == 0 else act(hidden)
+            states = act(self._conv_channels_last(conv1, inputs))
+            hidden = self._conv_channels_last(conv2, states).add_(hidden)
+        return hidden
+
+    def _synthesize_channels_last(
+        self, spectrogram: torch.Tensor, global_conditioning: torch.Tensor | None, padding_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """`forward` for CPU inference: the same network on (B, C, 1, T) channels-last states.
+
+        oneDNN convolves channels-last tensors without reordering every input and output to and from its blocked
+        layout, which takes ~20% off the decoder's CPU time at Piper's sizes (benchmarks/bench_piper.py); residual
+        sums run in place. The audio matches the training path to float rounding (~1e-7).
+        """
+        slope = self.config.leaky_relu_slope
+        hidden = spectrogram.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        hidden = self._conv_channels_last(self.conv_pre, hidden)
+        if global_conditioning is not None:
+            hidden = hidden + self.cond(global_conditioning).unsqueeze(2)
+        mask = None if padding_mask is None else padding_mask.unsqueeze(2)
+        for i in range(self.num_upsamples):
+            hidden = F.leaky_relu(hidden, slope)
+            if mask is not None:
+                hidden = hidden * mask
+                mask = torch.repeat_interleave(mask, self.config.upsample_rates[i], dim=-1)
+            hidden = self._conv_channels_last(self.upsampler[i], hidden)
+            activated = F.leaky_relu(hidden, slope)
+            activated = activated if mask is None else activated * mask
+            states = self._resblock_channels_last(self.resblocks[i * self.num_kernels], hidden, activated, mask)
+            for j in range(1, self.num_kernels):
+                block = self.resblocks[i * self.num_kernels + j]
+                states = states.add_(self._resblock_channels_last(block, hidden, activated, mask))
+            hidden = states.div_(self.num_kernels)
+        hidden = F.leaky_relu(hidden)
+        if mask is not None:
+            hidden = hidden * mask
+        waveform = torch.tanh(self._conv_channels_last(self.conv_post, hidden))
+        if mask is not None:
+            waveform = waveform * mask
+        return waveform.squeeze(2).contiguous()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -277,6 +381,12 @@ class FTVPreTrainedModel(PreTrainedModel):
                 if tensor.data_ptr() % 64:
                     tensor.data = tensor.data.clone()
         return model
+
+    def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False) -> None:
+        # transformers treats models outside its package as "custom code" and then skips every module without
+        # parameters of its own (the coupling layers, the decoder, the conditioning), which are exactly the ones
+        # whose children this init sets. `_init_weights` only uses guarded init functions, so it is safe to run.
+        super()._initialize_weights(module, is_custom_code=False)
 
     def _init_weights(self, module: nn.Module) -> None:
         """VITS's inits: flows start as the identity, decoder convs N(0, 0.01); the face encoder keeps timm's."""
@@ -698,6 +808,19 @@ class FTVModel(FTVPreTrainedModel):
             "backbone": total - face - face_layers - heads,
             "total": total,
         }
+
+    @classmethod
+    def from_piper(cls, onnx_path: str | Path, json_path: str | Path | None = None, **config_overrides) -> FTVModel:
+        """Build an FTVModel whose backbone is a Piper ONNX voice (the `.onnx.json` beside it is found).
+
+        Sizes come from the voice's tensors and JSON; what an inference export lacks (posterior encoder, the
+        duration predictor's posterior flows, face parts) starts fresh, and the face conditioning starts at zero,
+        so the model speaks exactly like the voice until trained. `config_overrides` set non-backbone fields
+        (e.g. face encoder sizes). See `ftv_model.piper_import`.
+        """
+        from .piper_import import model_from_piper
+
+        return model_from_piper(onnx_path, json_path, **config_overrides)[0]
 
     def init_backbone_from_vits(self, vits_model_or_path: str | Path | nn.Module, **kwargs) -> list[str]:
         """Copy a transformers VITS checkpoint (Hub id, local directory or VitsModel) into the backbone.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from transformers import ProcessorMixin
@@ -41,6 +42,15 @@ class FTVProcessor(ProcessorMixin):
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         except (OSError, ValueError) as error:
             raise_checkpoint_error(pretrained_model_name_or_path, "processor", error)
+
+    @classmethod
+    def from_piper(
+        cls, onnx_path: str | os.PathLike[str], json_path: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> FTVProcessor:
+        """The processor of a Piper voice: its phoneme ids (`FTVTokenizer.from_piper`) and the default faces."""
+        from .piper_import import processor_from_piper
+
+        return processor_from_piper(onnx_path, json_path, **kwargs)
 
     def __call__(  # type: ignore[override]
         self,

@@ -29,7 +29,8 @@ class FTVTokenizer(VitsTokenizer):
         language: espeak-ng voice used to phonemize (`en-us`).
         add_blank: intersperse the pad id between symbols (VITS's blank tokens).
         phonemize: phonemize text; False when inputs are already IPA (e.g. phonemes stored by data preparation).
-        bos_symbol, eos_symbol: optional symbols put around every sequence (Piper voices use `^` and `$`).
+        bos_symbol, eos_symbol: optional symbols put around every sequence, outside the blanks (Piper voices use
+            `^` and `$`: `^ _ p1 _ ... pn _ $`).
     """
 
     vocab_files_names = VOCAB_FILES_NAMES
@@ -97,12 +98,23 @@ class FTVTokenizer(VitsTokenizer):
         return phonemes, kwargs
 
     def _tokenize(self, text: str) -> list[str]:
+        # With blanks the sequence already starts and ends with one, so bos/eos go outside it:
+        # `^ _ p1 _ p2 _ ... pn _ $`, the order Piper voices were trained on.
         tokens = super()._tokenize(text)
         if self.bos_symbol is not None:
-            tokens = [self.bos_symbol] + ([self.pad_token] if self.add_blank else []) + tokens
+            tokens = [self.bos_symbol] + tokens
         if self.eos_symbol is not None:
-            tokens = tokens + [self.eos_symbol] + ([self.pad_token] if self.add_blank else [])
+            tokens = tokens + [self.eos_symbol]
         return tokens
+
+    @classmethod
+    def from_piper(
+        cls, onnx_path: str | os.PathLike[str], json_path: str | os.PathLike[str] | None = None
+    ) -> FTVTokenizer:
+        """The tokenizer of a Piper voice: its `phoneme_id_map`, espeak-ng voice, `^`/`$` and `_` blanks."""
+        from .piper_import import tokenizer_from_piper
+
+        return tokenizer_from_piper(onnx_path, json_path)
 
     def _convert_token_to_id(self, token: str) -> int:
         if token not in self.encoder:

@@ -1,0 +1,45 @@
+"""Convert a Piper ONNX voice into an FTV checkpoint directory (model + processor + model card).
+
+    python -m ftv_model.convert_piper --onnx path/to/en_US-joe-medium.onnx --out ftv-joe-init
+
+The `.onnx.json` beside the `.onnx` is found automatically (or give --json). The output is a normal
+`save_pretrained` directory: `FTVModel.from_pretrained`, `train/train.py --init`, `train/evaluate.py`, the CLI and
+the app take it as is. Until trained, it speaks exactly like the Piper voice whatever the face.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .piper_import import PiperImportError, convert_piper
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ftv_model.convert_piper",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--onnx", required=True, type=Path, help="the Piper voice's .onnx file")
+    parser.add_argument("--out", required=True, type=Path, help="output directory (created; files are overwritten)")
+    parser.add_argument("--json", type=Path, default=None, help="the voice's settings (default: ONNX path + .json)")
+    args = parser.parse_args(argv)
+    try:
+        report = convert_piper(args.onnx, args.out, args.json)
+    except PiperImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Converted {args.onnx} -> {args.out}: {len(report.mapped)} tensors imported.")
+    print("Initialised fresh: " + "; ".join(report.fresh.values()))
+    if report.unmapped:
+        print(f"WARNING: {len(report.unmapped)} ONNX tensors were left unmapped:", file=sys.stderr)
+        for name, why in sorted(report.unmapped.items()):
+            print(f"  {name}: {why}", file=sys.stderr)
+    print(f"Model card: {args.out / 'README.md'}; warm-start training with --init {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
