@@ -4,7 +4,8 @@
 
 Without --model it times a randomly initialised default (paper) configuration with durations pinned so the
 sentence lasts ~5 s (an untrained duration predictor would make any length). Prints the median RTF and where the
-time goes (face encoder + text encoder, duration predictor, flow, decoder).
+time goes (face encoder + text encoder, duration predictor, flow, decoder), then the same with the bfloat16 CPU decoder
+(`FTVConfig.cpu_bfloat16_decoder`) when this CPU runs bf16 natively, with its difference to float32 in dB.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def main() -> None:
     if not args.model:
         # Pin every token to the same duration so the random model speaks for --seconds.
         frames = args.seconds * model.config.sampling_rate / model.config.hop_length
-        log_duration = torch.log(torch.tensor(frames / tokens - 0.5))
+        log_duration = torch.log(torch.tensor(round(frames / tokens) - 0.5))  # ceil() lands on the rounded value
         predictor = model.duration_predictor
         predictor.forward = lambda hidden, mask, *a, **k: (
             log_duration.expand(hidden.shape[0], 1, hidden.shape[2]) * mask
@@ -84,10 +85,31 @@ def main() -> None:
             audio_seconds = float(out.sequence_lengths[0]) / model.config.sampling_rate
     median = statistics.median(times)
     print(f"torch {torch.__version__}, {args.threads} threads, {tokens} tokens, {audio_seconds:.2f} s of audio")
-    print(f"synthesis time: median {median * 1000:.0f} ms over {args.runs} runs -> RTF {median / audio_seconds:.3f}")
+    print(f"float32 decoder: median {median * 1000:.0f} ms over {args.runs} runs -> RTF {median / audio_seconds:.3f}")
     total = sum(timer.totals.values())
     for name, seconds in timer.totals.items():
         print(f"  {name:20s} {seconds / args.runs * 1000:7.1f} ms  ({seconds / max(total, 1e-9) * 100:4.1f}%)")
+
+    from ftv_model.modeling_ftv import _cpu_has_bfloat16
+
+    if not _cpu_has_bfloat16():
+        print("bfloat16 decoder: skipped (this CPU has no native bf16)")
+        return
+    with torch.inference_mode():
+        reference = model(**inputs, seed=0).waveform
+        model.config.cpu_bfloat16_decoder = True
+        fast = model(**inputs, seed=0).waveform
+        times = []
+        for run in range(args.runs):
+            start = time.perf_counter()
+            model(**inputs, seed=run)
+            times.append(time.perf_counter() - start)
+    difference = 10 * torch.log10((fast - reference).pow(2).mean() / reference.pow(2).mean())
+    median = statistics.median(times)
+    print(
+        f"bfloat16 decoder: median {median * 1000:.0f} ms -> RTF {median / audio_seconds:.3f} "
+        f"(difference to float32: {float(difference):.1f} dB)"
+    )
 
 
 if __name__ == "__main__":

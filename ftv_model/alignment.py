@@ -53,8 +53,12 @@ def monotonic_alignment(
 ) -> torch.Tensor:
     """Most likely monotonic path: (B, T_text, T_frames) 0/1 float on the input's device.
 
-    token_mask (B, T_text) and frame_mask (B, T_frames) are 0/1. Lengths must already be checked.
+    token_mask (B, T_text) and frame_mask (B, T_frames) are 0/1. The masks cross to the CPU in one copy (the
+    training step's only host synchronisation), where the lengths are checked and the Cython search runs.
     """
-    mask = token_mask.unsqueeze(2) * frame_mask.unsqueeze(1)
-    path = maximum_path(log_likelihood.detach().float().cpu(), mask.float().cpu())
+    num_tokens = token_mask.shape[1]
+    masks = torch.cat([token_mask.float(), frame_mask.float()], dim=1).cpu()
+    tokens, frames = masks[:, :num_tokens], masks[:, num_tokens:]
+    check_alignable(tokens.sum(1).long(), frames.sum(1).long())
+    path = maximum_path(log_likelihood.detach().float().cpu(), tokens.unsqueeze(2) * frames.unsqueeze(1))
     return path.to(device=log_likelihood.device, dtype=log_likelihood.dtype)

@@ -14,6 +14,7 @@ batch gives the same audio per item as one-by-one synthesis).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from transformers.models.vits.modeling_vits import (
     VitsTextEncoder,
 )
 
-from .alignment import alignment_log_likelihood, check_alignable, monotonic_alignment
+from .alignment import alignment_log_likelihood, monotonic_alignment
 from .attribute_heads import AudioAttributeHead, FaceAttributeHead, attribute_loss
 from .audio_features import AudioFeatures
 from .conditioning import AdaptiveConditioning
@@ -347,6 +348,12 @@ class FTVDecoder(VitsHifiGan):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)
+def _cpu_has_bfloat16() -> bool:
+    """Whether oneDNN runs bfloat16 natively here (else bf16 convolutions are emulated and slower)."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def _init_weight_normed(module: nn.Module, std: float) -> None:
     """N(0, std) init of a weight-normed conv: set the direction, then the gain to its norm."""
     original = module.parametrizations.weight
@@ -437,6 +444,10 @@ class FTVModel(FTVPreTrainedModel):
         vits_config = config.vits_config()
         self.vits_config = vits_config
         self.text_encoder = VitsTextEncoder(vits_config)
+        for name, param in self.text_encoder.named_parameters():
+            if name.endswith(("emb_rel_k", "emb_rel_v")):
+                # Their gradients come out strided; DDP's buckets want them contiguous (else a warning and a copy).
+                param.register_hook(lambda grad: grad.contiguous())
         self.face_encoder = FaceEncoder(config)
         for module in self.face_encoder.modules():
             module._ftv_keep_init = True  # timm's own init is the right one for NesT / ViT
@@ -672,7 +683,10 @@ class FTVModel(FTVPreTrainedModel):
         prior_latents = (means + noise * torch.exp(log_stddevs) * noise_scale) * frame_mask
         latents = self.flow(prior_latents, frame_mask, global_conditioning, reverse=True) * frame_mask
         batched = input_ids.shape[0] > 1
-        waveform = self.decoder(latents, global_conditioning, frame_mask if batched else None).squeeze(1)
+        bfloat16 = self.config.cpu_bfloat16_decoder and latents.device.type == "cpu" and _cpu_has_bfloat16()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            waveform = self.decoder(latents, global_conditioning, frame_mask if batched else None)
+        waveform = waveform.squeeze(1).to(latents.dtype)
         return FTVModelOutput(
             waveform=waveform,
             sequence_lengths=frame_lengths * self.config.hop_length,
@@ -706,8 +720,6 @@ class FTVModel(FTVPreTrainedModel):
         frame_lengths = torch.clamp(waveform_lengths // hop, max=num_frames)
         frame_mask = (torch.arange(num_frames, device=waveform.device)[None, :] < frame_lengths[:, None]).unsqueeze(1)
         frame_mask = frame_mask.to(self.dtype)
-        token_lengths = token_mask.sum(dim=(1, 2))
-        check_alignable(token_lengths.cpu(), frame_lengths.cpu())
 
         posterior_latents, _, posterior_log_stddev = self.posterior_encoder(
             spectrogram.to(self.dtype), frame_mask, global_conditioning

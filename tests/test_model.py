@@ -144,7 +144,7 @@ def test_missing_labels_are_ignored(speech_batch):
     model = FTVModel(tiny_config()).train()
     batch = {**speech_batch, "gender_labels": torch.tensor([-100, -100]), "race_labels": torch.tensor([-100, -100])}
     out = model(**batch)
-    assert float(out.face_attribute_loss) == 0.0 and float(out.audio_attribute_loss) == 0.0
+    assert out.face_attribute_loss.item() == 0.0 and out.audio_attribute_loss.item() == 0.0
 
 
 def test_ablation_switches_remove_their_parts(speech_batch):
@@ -324,3 +324,20 @@ def test_discriminator_shapes_and_losses():
     assert float(discriminator_loss(real, [torch.zeros(2, 5)])) == 0.0
     assert float(generator_adversarial_loss([torch.zeros(2, 5)])) == 1.0
     assert math.isclose(float(feature_matching_loss([[torch.ones(3)]], [[torch.zeros(3)]])), 2.0)
+
+
+def test_bfloat16_cpu_decoder_is_close_to_float32():
+    from ftv_model.modeling_ftv import _cpu_has_bfloat16
+
+    if not _cpu_has_bfloat16():
+        pytest.skip("this CPU has no native bfloat16 (AVX512-BF16 / AMX)")
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config()).eval()
+    ids = torch.randint(1, 100, (2, 20))
+    faces = torch.randn(2, 3, 128, 128)
+    reference = model(ids, pixel_values=faces, seed=0)
+    model.config.cpu_bfloat16_decoder = True
+    fast = model(ids, pixel_values=faces, seed=0)
+    assert fast.waveform.dtype == torch.float32 and torch.equal(fast.sequence_lengths, reference.sequence_lengths)
+    error = (fast.waveform - reference.waveform).pow(2).mean() / reference.waveform.pow(2).mean()
+    assert 0 < float(error) < 1e-2  # bf16 really ran, and stayed within -20 dB
