@@ -20,23 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.timing import ModuleTimer  # noqa: E402
 from ftv_model import FTVConfig, FTVModel, FTVProcessor  # noqa: E402
 
 SENTENCE = "The birch canoe slid on the smooth planks, and glue the sheet to the dark blue background."
-
-
-class _Timer:
-    """Accumulates wall time of module forwards through hooks."""
-
-    def __init__(self, modules: dict[str, torch.nn.Module]) -> None:
-        self.totals = dict.fromkeys(modules, 0.0)
-        self._starts: dict[str, float] = {}
-        for name, module in modules.items():
-            module.register_forward_pre_hook(lambda *_, n=name: self._starts.__setitem__(n, time.perf_counter()))
-            module.register_forward_hook(lambda *_, n=name: self._stop(n))
-
-    def _stop(self, name: str) -> None:
-        self.totals[name] += time.perf_counter() - self._starts[name]
 
 
 def main() -> None:
@@ -72,11 +59,10 @@ def main() -> None:
         "flow": model.flow,
         "decoder": model.decoder,
     }
-    timer = _Timer({k: v for k, v in parts.items() if not (k == "duration predictor" and not args.model)})
+    timer = ModuleTimer({k: v for k, v in parts.items() if not (k == "duration predictor" and not args.model)})
     with torch.inference_mode():
         model(**inputs, seed=0)  # warm-up
-        for key in timer.totals:
-            timer.totals[key] = 0.0
+        timer.reset()
         times, audio_seconds = [], 0.0
         for run in range(args.runs):
             start = time.perf_counter()

@@ -33,29 +33,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.timing import ModuleTimer  # noqa: E402
 from ftv_model import FTVModel, FTVProcessor  # noqa: E402
 from ftv_model.piper_import import model_from_piper, piper_scales, read_piper_settings  # noqa: E402
 
 SENTENCE = "The birch canoe slid on the smooth planks, and glue the sheet to the dark blue background."
 PARTS = {"enc_p": "text encoder", "dp": "duration predictor", "flow": "flow", "dec": "decoder"}
 TUNING = ("OMP_WAIT_POLICY", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")  # see the docstring
-
-
-class _Timer:
-    """Wall time of module forwards, through hooks."""
-
-    def __init__(self, modules: dict[str, torch.nn.Module]) -> None:
-        self.totals = dict.fromkeys(modules, 0.0)
-        self._starts: dict[str, float] = {}
-        for name, module in modules.items():
-            module.register_forward_pre_hook(lambda *_, n=name: self._starts.__setitem__(n, time.perf_counter()))
-            module.register_forward_hook(lambda *_, n=name: self._stop(n))
-
-    def _stop(self, name: str) -> None:
-        self.totals[name] += time.perf_counter() - self._starts[name]
-
-    def reset(self) -> None:
-        self.totals = dict.fromkeys(self.totals, 0.0)
 
 
 def _onnx_session(onnx_path: Path, threads: int, profile_dir: str | None = None):
@@ -131,7 +115,7 @@ def main() -> None:
         "flow": model.flow,
         "decoder": model.decoder,
     }
-    timer = _Timer(parts)
+    timer = ModuleTimer(parts)
 
     def measure(threads: int, runs: int, clock) -> dict[str, list[float]]:
         """Alternating runs of both engines; returns RTFs per engine."""
