@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from tests.hub_server import DEFAULT_TOKENS, LFS_THRESHOLD, HubServer
 
-
 AUTH = {"Authorization": f"Bearer {next(iter(DEFAULT_TOKENS))}"}
 HubRun = Callable[..., subprocess.CompletedProcess[str]]
 
