@@ -189,7 +189,7 @@ def test_tiny_model_overfits_one_batch(speech_batch):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 100.0)
         opt_g.step()
-        history.append((float(out.mel_loss), float(out.kl_loss), float(out.face_attribute_loss)))
+        history.append((out.mel_loss.item(), out.kl_loss.item(), out.face_attribute_loss.item()))
     first = [sum(h[k] for h in history[:5]) / 5 for k in range(3)]
     last = [sum(h[k] for h in history[-5:]) / 5 for k in range(3)]
     assert last[0] < 0.85 * first[0], (first, last)  # mel L1 (the segment moves every step, so it falls slowest)

@@ -90,7 +90,7 @@ def test_image_conversion_greyscale_rgba_exif(processor, tmp_path):
 
 
 def test_numpy_and_tensor_images(processor):
-    array = np.asarray(Image.open(FACE).convert("RGB"))
+    array = np.array(Image.open(FACE).convert("RGB"))  # writable, as torch.from_numpy wants
     from_array = processor(images=array)["pixel_values"]
     from_chw = processor(images=torch.from_numpy(array).permute(2, 0, 1))["pixel_values"]
     torch.testing.assert_close(from_array, from_chw)
