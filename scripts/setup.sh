@@ -20,6 +20,8 @@ apt_packages=(
   libgl1 libglib2.0-0                # OpenCV wheels
   libsndfile1                        # soundfile
 )
+# the offline corpus's voice engines (train/make_offline_corpus.py)
+[ -n "$level" ] && apt_packages+=(flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k)
 [ "$level" = --dev ] && apt_packages+=(chromium fonts-dejavu-core)  # browser tests (never `playwright install`)
 
 SUDO=""

@@ -1,0 +1,175 @@
+"""The offline corpus (train/make_offline_corpus.py, ftv_train/offline_corpus.py) built small from the shared faces.
+
+One ``--small`` build (12 identities x 3 sentences, two workers) is shared by the tests; it needs the voice engines
+(apt: flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k espeak-ng) and pyworld.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
+from ftv_model.face_detection import FaceDetector
+from ftv_train import offline_corpus
+from ftv_train.dataset_format import SPLITS, decode_audio, face_images, load_prepared_dataset, load_report
+from ftv_train.offline_corpus import (
+    EngineUnavailableError,
+    Identity,
+    OfflineCorpusConfig,
+    build_speaker,
+    check_engines,
+    discover_identities,
+    estimate_f0,
+    voice_params,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _engines_or_skip() -> None:
+    if importlib.util.find_spec("pyworld") is None:
+        pytest.skip("needs pyworld (requirements-train.txt)")
+    try:
+        check_engines()
+    except EngineUnavailableError as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The --small corpus, built through the CLI with two workers."""
+    _engines_or_skip()
+    out = tmp_path_factory.mktemp("offline") / "corpus"
+    spec = importlib.util.spec_from_file_location(
+        "ftv_make_offline_corpus", REPO_ROOT / "train" / "make_offline_corpus.py"
+    )
+    assert spec is not None and spec.loader is not None
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    code = cli.main(
+        ["--faces", str(shared_data / "faces"), "--out", str(out), "--small", "--workers", "2", "--no-progress"]
+    )
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset(corpus: Path):
+    return load_prepared_dataset(corpus, decode_audio=False, decode_faces=False)
+
+
+def _rows(dataset) -> list[dict]:
+    return [dict(row, split=split) for split in SPLITS for row in dataset[split]]
+
+
+def test_loads_in_the_schema_with_speaker_disjoint_unseen_split(corpus: Path, dataset) -> None:
+    report = load_report(corpus)
+    assert report["total"] == {**report["total"], "utterances": 36, "speakers": 12}
+    speakers = {split: set(dataset[split]["speaker"]) for split in SPLITS}
+    assert all(dataset[split].num_rows > 0 for split in SPLITS)
+    assert not speakers["test_unseen"] & (speakers["train"] | speakers["validation"] | speakers["test_seen"])
+    assert speakers["test_seen"] <= speakers["train"]
+    assert report["offline"]["identities"] == {"fairface": 4, "london": 4, "utkface": 4}
+    assert {row["id"] for row in _rows(dataset)} == {
+        f"{s}/{n:02d}" for s in report["offline"]["voices"] for n in range(3)
+    }
+
+
+def test_views_and_labels(shared_data: Path, corpus: Path, dataset) -> None:
+    truth = {identity.speaker: identity for identity in discover_identities(shared_data / "faces")}
+    labels: dict[str, set] = defaultdict(set)
+    for row in _rows(dataset):
+        assert 2 <= row["num_views"] <= 5 and len(row["faces"]) == row["num_views"]
+        assert all(face.size == (128, 128) for face in face_images(row["faces"]))
+        labels[row["speaker"]].add((row["gender"], row["race"]))
+        assert row["phonemes"] and row["text"]
+    for speaker, values in labels.items():
+        assert values == {(truth[speaker].gender, truth[speaker].race)}
+        if speaker.startswith("utkface-"):  # labels straight from the file name, checked independently here
+            age, gender, race = speaker.removeprefix("utkface-").split("_")[:3]
+            assert GENDER_LABELS[truth[speaker].gender] == ("male", "female")[int(gender)]
+            expected = {"0": "white", "1": "black", "2": "asian", "3": "indian"}.get(race)
+            assert truth[speaker].race == (RACE_LABELS.index(expected) if expected else -1)
+    assert {gender for values in labels.values() for gender, _ in values} == {0, 1}
+
+
+def test_one_consistent_voice_per_identity_and_female_voices_higher(corpus: Path, dataset) -> None:
+    voices = load_report(corpus)["offline"]["voices"]
+    f0: dict[str, list[float]] = defaultdict(list)
+    gender = {}
+    for row in _rows(dataset):
+        f0[row["speaker"]].append(estimate_f0(decode_audio(row["audio"])))
+        gender[row["speaker"]] = row["gender"]
+    for speaker, values in f0.items():
+        target = voices[speaker]["f0"]
+        # every sentence of a speaker lands near the same target pitch (within 2.5 semitones)
+        assert all(abs(12 * np.log2(value / target)) < 2.5 for value in values), (speaker, target, values)
+    medians = {speaker: float(np.median(values)) for speaker, values in f0.items()}
+    male = [m for s, m in medians.items() if gender[s] == 0]
+    female = [m for s, m in medians.items() if gender[s] == 1]
+    assert np.median(female) > 1.4 * np.median(male), (male, female)
+
+
+def test_transform_keeps_speech_clean(corpus: Path) -> None:
+    dnsmos = load_report(corpus)["offline"]["dnsmos"]
+    assert dnsmos["clips"] == 12
+    assert dnsmos["after"] > dnsmos["before"] - 0.35, dnsmos
+
+
+def test_deterministic_across_processes(shared_data: Path, corpus: Path, tmp_path: Path) -> None:
+    """A speaker rebuilt here, in this process, matches the worker-built one byte for byte (same seed)."""
+    voices = load_report(corpus)["offline"]["voices"]
+    identity = next(i for i in discover_identities(shared_data / "faces") if i.speaker == sorted(voices)[0])
+    config = OfflineCorpusConfig(faces=str(shared_data / "faces"), out=str(tmp_path), small=True, progress=False)
+    meta = build_speaker(identity, config, FaceDetector(backend="dlib"), tmp_path)
+    built = next((corpus / ".work").glob("offline-*")) / identity.speaker
+    assert json.loads((built / "speaker.json").read_text()) == json.loads(
+        (tmp_path / identity.speaker / "speaker.json").read_text()
+    )
+    for item in meta["utterances"]:
+        ours, theirs = tmp_path / identity.speaker / item["folder"], built / item["folder"]
+        assert (ours / "audio.flac").read_bytes() == (theirs / "audio.flac").read_bytes()
+    for face in (tmp_path / identity.speaker).glob("face_*.png"):
+        assert face.read_bytes() == (built / face.name).read_bytes()
+    assert voice_params(identity, 1) != voice_params(identity, 0)
+
+
+def test_voice_follows_labels() -> None:
+    def identity(gender: int, age: float | None, name: str = "x") -> Identity:
+        return Identity(speaker=name, source="test", images=(), gender=gender, race=-1, age=age)
+
+    male = [voice_params(identity(0, 30, f"m{i}"), 0).f0 for i in range(40)]
+    female = [voice_params(identity(1, 30, f"f{i}"), 0).f0 for i in range(40)]
+    assert max(male) < min(female)
+    assert len(set(male)) == 40  # the identity-specific part
+    assert voice_params(identity(1, 6), 0).f0 > voice_params(identity(1, 30), 0).f0  # children sound higher
+
+
+def test_sources_and_licences(shared_data: Path, corpus: Path) -> None:
+    publishable = discover_identities(shared_data / "faces", ("london", "fairface"))
+    assert {identity.source for identity in publishable} == {"london", "fairface"}
+    assert "non-commercial" in load_report(corpus)["offline"]["licences"]["utkface"]
+    with pytest.raises(ValueError, match="Unknown face sources"):
+        discover_identities(shared_data / "faces", ("lrs3",))
+
+
+def test_missing_engine_names_the_apt_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(offline_corpus.shutil, "which", lambda name: None)
+    with pytest.raises(EngineUnavailableError, match="apt-get install flite"):
+        check_engines()
+
+
+def test_audio_is_16k_flac(dataset) -> None:
+    import soundfile
+
+    row = dataset["train"][0]
+    info = soundfile.info(io.BytesIO(row["audio"]["bytes"]))
+    assert info.samplerate == 16000 and info.channels == 1
+    assert abs(info.duration - row["duration"]) < 0.01
