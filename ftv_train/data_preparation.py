@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import multiprocessing
 import os
 import random
 import re
@@ -42,6 +41,7 @@ from ftv_model.face_detection import FaceDetectionError, FaceDetector, crop_face
 from ftv_model.text_frontend import TextFrontendError, clean_text, phonemize
 from ftv_train.audio_checks import AudioRejected, check_audio, fit_peak, normalize_loudness
 from ftv_train.dataset_format import FEATURES, REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
+from ftv_train.parallel import map_with_workers
 from ftv_train.pseudo_labels import Attributes, Labeler, build_labeler
 from ftv_train.sources import SourceItem, discover
 from ftv_train.splits import assign_splits
@@ -374,29 +374,20 @@ def _run_one(item: SourceItem) -> dict[str, Any]:
 def _process_all(items: list[SourceItem], config: PrepareConfig, work: Path, detector: FaceDetector) -> list[dict]:
     from tqdm.auto import tqdm
 
-    results = []
     bar = tqdm(total=len(items), desc="preparing", unit="clip", disable=not config.progress or not items)
     try:
-        if config.workers == 1 or len(items) <= 1:
-            _WORKER.update(config=config, work=work, detector=detector)
-            for item in items:
-                results.append(_run_one(item))
-                bar.update()
-        else:
-            # Not fork: forking a process that holds torch/OpenMP threads can deadlock the children. A fork server
-            # imports the heavy modules once and forks clean workers from it; spawn where there is none (Windows).
-            if "forkserver" in multiprocessing.get_all_start_methods():
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload([__name__])
-            else:
-                context = multiprocessing.get_context("spawn")
-            with context.Pool(config.workers, initializer=_init_worker, initargs=(config, str(work))) as pool:
-                for meta in pool.imap_unordered(_run_one, items, chunksize=1):
-                    results.append(meta)
-                    bar.update()
+        return map_with_workers(
+            _run_one,
+            items,
+            config.workers,
+            _init_worker,
+            (config, str(work)),
+            __name__,
+            bar,
+            local_setup=lambda: _WORKER.update(config=config, work=work, detector=detector),
+        )
     finally:
         bar.close()
-    return results
 
 
 # --------------------------------------------------------------------------------------------------------------------

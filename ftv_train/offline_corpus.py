@@ -55,7 +55,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import multiprocessing
 import os
 import random
 import shutil
@@ -76,6 +75,7 @@ from ftv_model.text_frontend import phonemize
 from ftv_train.audio_checks import fit_peak
 from ftv_train.data_preparation import PrepareConfig, _report, _write_dataset
 from ftv_train.dataset_format import REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
+from ftv_train.parallel import map_with_workers
 from ftv_train.prompts import PROMPTS
 from ftv_train.splits import assign_splits
 
@@ -690,25 +690,9 @@ def _run_one(identity: Identity) -> dict:
 def _build_all(identities: list[Identity], config: OfflineCorpusConfig, work: Path) -> list[dict]:
     from tqdm.auto import tqdm
 
-    metas = []
     bar = tqdm(total=len(identities), desc="speakers", unit="speaker", disable=not config.progress)
     try:
-        if config.workers == 1 or len(identities) <= 1:
-            _init_worker(config, str(work))
-            for identity in identities:
-                metas.append(_run_one(identity))
-                bar.update()
-        else:
-            # a fork server, not fork: forking a process holding torch/OpenMP threads can deadlock (as in prepare)
-            if "forkserver" in multiprocessing.get_all_start_methods():
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload([__name__])
-            else:
-                context = multiprocessing.get_context("spawn")
-            with context.Pool(config.workers, initializer=_init_worker, initargs=(config, str(work))) as pool:
-                for meta in pool.imap_unordered(_run_one, identities, chunksize=1):
-                    metas.append(meta)
-                    bar.update()
+        metas = map_with_workers(_run_one, identities, config.workers, _init_worker, (config, str(work)), __name__, bar)
     finally:
         bar.close()
     return sorted(metas, key=lambda m: m["identity"]["speaker"])
