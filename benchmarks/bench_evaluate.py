@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
+from ftv_train.dataset_format import FEATURES  # noqa: E402
 from ftv_train.evaluation import EvalConfig, MetricSuite, run_evaluation  # noqa: E402
 from ftv_train.metrics.audio import load_audio  # noqa: E402
 
@@ -40,7 +41,7 @@ def build_dataset(out: Path) -> Path:
     import datasets
     from PIL import Image
 
-    from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
+    from ftv_model.attributes import GENDER_LABELS
     from ftv_model.text_frontend import phonemize
 
     london = SHARED / "faces" / "london"
@@ -82,20 +83,7 @@ def build_dataset(out: Path) -> Path:
             f = [x.strip() for x in line.split("|")]
             sex[f[0]] = "female" if f[1] == "F" else "male"
     train = [row(p.stem, p.parent.name, sex[p.parent.name], "-", p) for p in sorted(libri.glob("*/*.flac"))]
-    features = datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "speaker": datasets.Value("string"),
-            "text": datasets.Value("string"),
-            "phonemes": datasets.Value("string"),
-            "audio": datasets.Audio(sampling_rate=16000),
-            "duration": datasets.Value("float32"),
-            "faces": datasets.List(datasets.Image()),
-            "num_views": datasets.Value("int32"),
-            "gender": datasets.ClassLabel(names=list(GENDER_LABELS)),
-            "race": datasets.ClassLabel(names=list(RACE_LABELS)),
-        }
-    )
+    features = FEATURES  # the schema prepare_data writes
     splits = {"train": train, "validation": train[:1], "test_seen": test[:1], "test_unseen": test}
     datasets.DatasetDict(
         {

@@ -14,6 +14,7 @@ import soundfile as sf
 from PIL import Image
 
 from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
+from ftv_train.dataset_format import FEATURES
 from ftv_train.evaluation import (
     EvalConfig,
     FTVSynthesizer,
@@ -64,20 +65,7 @@ def tiny_dataset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from ftv_model.text_frontend import phonemize
 
     faces = _faces_by_gender(shared_data)
-    features = datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "speaker": datasets.Value("string"),
-            "text": datasets.Value("string"),
-            "phonemes": datasets.Value("string"),
-            "audio": datasets.Audio(sampling_rate=16000),
-            "duration": datasets.Value("float32"),
-            "faces": datasets.List(datasets.Image()),
-            "num_views": datasets.Value("int32"),
-            "gender": datasets.ClassLabel(names=list(GENDER_LABELS)),
-            "race": datasets.ClassLabel(names=list(RACE_LABELS)),
-        }
-    )
+    features = FEATURES  # the schema prepare_data writes
     speaker_face: dict[str, tuple[list[Image.Image], int]] = {}
 
     def row(uid: str, speaker: str, gender: str, text: str, path: Path) -> dict:
