@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import random
 import re
 import shutil
@@ -39,6 +38,7 @@ from PIL import Image
 from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL, RACE_LABELS
 from ftv_model.face_detection import FaceDetectionError, FaceDetector, crop_face, load_image
 from ftv_model.text_frontend import TextFrontendError, clean_text, phonemize
+from ftv_train.atomic import atomic_directory
 from ftv_train.audio_checks import AudioRejected, check_audio, fit_peak, normalize_loudness
 from ftv_train.dataset_format import FEATURES, REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
 from ftv_train.parallel import map_with_workers
@@ -310,8 +310,7 @@ def _write_result(
         meta = {**base, **result["meta"], "status": "ok", "unseen": item.unseen}
     if skip is not None and skip.reason == "error":
         return meta  # unexpected errors are not cached: a rerun tries again
-    temp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    try:
+    with atomic_directory(folder) as temp:
         if result is not None:
             (temp / "audio.flac").write_bytes(result["audio"])
             image_format, options = FACE_FORMATS[face_format]
@@ -321,12 +320,6 @@ def _write_result(
                 face.save(temp / name, format=image_format, **options)
                 meta["face_files"].append(name)
         (temp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(temp, folder)
-    finally:
-        if temp.exists():
-            shutil.rmtree(temp, ignore_errors=True)
     return meta
 
 

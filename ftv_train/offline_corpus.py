@@ -72,6 +72,7 @@ from PIL import Image, ImageEnhance, ImageOps
 from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL, RACE_LABELS
 from ftv_model.face_detection import FaceBox, FaceDetector, crop_face, load_image
 from ftv_model.text_frontend import phonemize
+from ftv_train.atomic import atomic_directory
 from ftv_train.audio_checks import fit_peak
 from ftv_train.data_preparation import PrepareConfig, _report, _write_dataset
 from ftv_train.dataset_format import REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
@@ -630,8 +631,7 @@ def build_speaker(identity: Identity, config: OfflineCorpusConfig, detector: Fac
     params = voice_params(identity, config.seed)
     views, fallbacks = identity_views(identity, detector, rng, config.margin, config.face_size)
     sentences = rng.sample(range(len(PROMPTS)), config.sentences)
-    temp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=work))
-    try:
+    with atomic_directory(folder) as temp:
         for index, view in enumerate(views):
             view.save(temp / f"face_{index}.png", format="PNG")
         utterances = []
@@ -667,12 +667,6 @@ def build_speaker(identity: Identity, config: OfflineCorpusConfig, detector: Fac
             "utterances": utterances,
         }
         (temp / "speaker.json").write_text(json.dumps(meta, ensure_ascii=False))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(temp, folder)
-    finally:
-        if temp.exists():
-            shutil.rmtree(temp, ignore_errors=True)
     return meta
 
 
