@@ -21,6 +21,17 @@ def _scaled(channels: int, width: float, multiple: int = 1) -> int:
     return max(multiple, int(round(channels * width / multiple)) * multiple)
 
 
+def _score(convs: nn.ModuleList, conv_post: nn.Module, hidden: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Conv stack with leaky ReLUs -> (flattened scores, every layer's output for feature matching)."""
+    features = []
+    for conv in convs:
+        hidden = F.leaky_relu(conv(hidden), LEAKY_SLOPE)
+        features.append(hidden)
+    hidden = conv_post(hidden)
+    features.append(hidden)
+    return hidden.flatten(1), features
+
+
 class PeriodDiscriminator(nn.Module):
     """Folds (B, 1, T) into (B, 1, T/p, p) and runs strided 2-D convs along time."""
 
@@ -40,13 +51,7 @@ class PeriodDiscriminator(nn.Module):
         if length % self.period:
             waveform = F.pad(waveform, (0, self.period - length % self.period), mode="reflect")
         hidden = waveform.view(batch, channels, -1, self.period)
-        features = []
-        for conv in self.convs:
-            hidden = F.leaky_relu(conv(hidden), LEAKY_SLOPE)
-            features.append(hidden)
-        hidden = self.conv_post(hidden)
-        features.append(hidden)
-        return hidden.flatten(1), features
+        return _score(self.convs, self.conv_post, hidden)
 
 
 class ScaleDiscriminator(nn.Module):
@@ -73,14 +78,7 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = weight_norm(nn.Conv1d(cin, 1, 3, 1, padding=1))
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        hidden = waveform
-        features = []
-        for conv in self.convs:
-            hidden = F.leaky_relu(conv(hidden), LEAKY_SLOPE)
-            features.append(hidden)
-        hidden = self.conv_post(hidden)
-        features.append(hidden)
-        return hidden.flatten(1), features
+        return _score(self.convs, self.conv_post, waveform)
 
 
 class FTVDiscriminator(PreTrainedModel):
