@@ -37,6 +37,7 @@ from ftv_model.synthesis import (  # noqa: E402
     NO_MODEL_HELP,
     ModelUnavailableError,
     Synthesizer,
+    add_model_arguments,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -341,16 +342,7 @@ def build_demo(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="ftv demo: speak text in a voice inferred from a face photo.")
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="checkpoint directory or Hub id (default: $FTV_MODEL, else checkpoints/ftv-offline)",
-    )
-    parser.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        help="serve random weights (noise) when no trained checkpoint exists; also $FTV_ALLOW_UNTRAINED=1",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--host",
         default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

@@ -18,6 +18,7 @@ ValueErrors with messages meant for end users: `FaceDetectionError` (not an imag
 
 from __future__ import annotations
 
+import argparse
 import datetime as _datetime
 import os
 import random
@@ -131,6 +132,21 @@ def is_untrained(model: torch.nn.Module) -> bool:
     norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm) and m.weight is not None]
     return bool(norms) and all(
         bool(torch.all(norm.weight == 1)) and (norm.bias is None or not torch.any(norm.bias)) for norm in norms
+    )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--model` and `--allow-untrained`, shared by the app and the CLI so both pick models the same way."""
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="checkpoint directory or Hub id (default: $FTV_MODEL, else checkpoints/ftv-offline)",
+    )
+    parser.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help="run even with untrained (random) weights or no checkpoint at all: the audio is noise "
+        f"(also ${ALLOW_UNTRAINED_ENV}=1)",
     )
 
 

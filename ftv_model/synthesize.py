@@ -50,16 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, default=None, help="output WAV file or directory (default: ./ftv-synthetic-<time>.wav)"
     )
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="checkpoint directory or Hub id (default: $FTV_MODEL, else checkpoints/ftv-offline)",
-    )
-    parser.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        help="run even with untrained (random) weights or no checkpoint at all: the audio is noise",
-    )
+    from ftv_model.synthesis import add_model_arguments
+
+    add_model_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="noise seed: same seed + same input = same audio")
     parser.add_argument("--speaking-rate", type=float, default=None, help="> 1 speaks faster (default 1.0)")
     parser.add_argument("--noise-scale", type=float, default=None, help="prior noise, i.e. expressiveness (0.667)")
