@@ -159,6 +159,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, help="torch threads (CPU)")
     parser.add_argument("--data", type=Path, help="a prepared dataset to read instead of building one")
     parser.add_argument("--random-data", action="store_true", help="skip real data: random batches, no data phase")
+    parser.add_argument("--model-config", type=Path, help="a checkpoint's config.json (default: the paper's config)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="FTVConfig override")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -193,7 +194,13 @@ def main() -> int:
         torch.backends.cudnn.allow_tf32 = True
 
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
-    config = FTVConfig(**overrides)
+    if args.model_config:
+        config = FTVConfig.from_json_file(str(args.model_config))
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        config.inference_only = False
+    else:
+        config = FTVConfig(**overrides)
     torch.manual_seed(0)
     model, discriminator = FTVModel(config).to(device), FTVDiscriminator(config).to(device)
     optimizer_kwargs = dict(lr=2e-4, betas=(0.8, 0.99), eps=1e-9, fused=True)

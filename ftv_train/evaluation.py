@@ -8,7 +8,9 @@ the objective metrics of section 4.1 (SECS, CER, naturalness) plus objective sta
 - ``shuffled_faces``: the model given another speaker's face (what SECS looks like when the face is ignored
   or wrong: the model must beat it for its face conditioning to mean anything);
 - ``average_face``: the model given one fixed face embedding, the mean over all evaluated faces (a single
-  "average voice" for everyone).
+  "average voice" for everyone);
+- ``baseline``: another model (``--baseline-model``) given the real faces, e.g. the warm start before training
+  (the imported Piper voice), to show what training changed.
 
 Work is cached per utterance under ``OUT/cache`` (scores) and ``OUT/audio`` (wavs), so an interrupted run on
 a large split resumes where it stopped, and changing only the recogniser or the naturalness scorer re-scores the
@@ -45,13 +47,15 @@ from ftv_train.metrics.subgroups import subgroup_table
 
 logger = logging.getLogger(__name__)
 
-SYSTEMS: tuple[str, ...] = ("ground_truth", "model", "shuffled_faces", "average_face")
-MODEL_SYSTEMS = frozenset({"model", "shuffled_faces", "average_face"})
+SYSTEMS: tuple[str, ...] = ("ground_truth", "model", "shuffled_faces", "average_face", "baseline")
+MODEL_SYSTEMS = frozenset({"model", "shuffled_faces", "average_face"})  # rows synthesized by --model
+SYNTHESIZED_SYSTEMS = MODEL_SYSTEMS | {"baseline"}
 SYSTEM_TITLES = {
     "ground_truth": "Ground truth (ceiling)",
     "model": "FTV model",
     "shuffled_faces": "Model, faces shuffled across speakers",
     "average_face": "Model, one fixed average face",
+    "baseline": "Baseline model, real faces",
 }
 SPLIT_TITLES = {"test_seen": "Seen SECS", "test_unseen": "Unseen SECS"}
 
@@ -67,6 +71,7 @@ class EvalConfig:
     data: Path
     out: Path
     model: Path | None = None
+    baseline_model: Path | None = None  # scored as the "baseline" row (e.g. the warm start before training)
     splits: list[str] = field(default_factory=lambda: ["test_unseen"])
     max_utterances: int | None = None  # per split, picked round-robin over speakers
     recognizer: str = "whisper"
@@ -91,14 +96,17 @@ class EvalConfig:
     def __post_init__(self) -> None:
         self.data, self.out = Path(self.data), Path(self.out)
         self.model = Path(self.model) if self.model else None
+        self.baseline_model = Path(self.baseline_model) if self.baseline_model else None
         self.gender_classifier = Path(self.gender_classifier) if self.gender_classifier else None
         unknown = [s for s in self.systems if s not in SYSTEMS]
         if unknown:
             raise ValueError(f"Unknown systems {unknown}; choose from {list(SYSTEMS)}")
         if self.model is None:
             self.systems = [s for s in self.systems if s not in MODEL_SYSTEMS]
+        if self.baseline_model is None:
+            self.systems = [s for s in self.systems if s != "baseline"]
         if not self.systems:
-            raise ValueError("Nothing to evaluate: give --model, or keep the ground_truth row.")
+            raise ValueError("Nothing to evaluate: give --model or --baseline-model, or keep the ground_truth row.")
 
 
 def resolve_device(device: str) -> str:
@@ -447,6 +455,7 @@ class Evaluator:
         self.selected = {s: select_utterances(d.utterances, config.max_utterances) for s, d in self.splits.items()}
         self.metrics = metrics or MetricSuite.from_config(config)
         self._synthesizer = synthesizer
+        self._baseline_synthesizer: Synthesizer | None = None
         self._average_face: np.ndarray | None = None
         self.stats = {"synthesized": 0, "scored": 0, "reused_audio": 0}
 
@@ -462,6 +471,19 @@ class Evaluator:
                 c.model, self.device, c.noise_scale, c.noise_scale_duration, c.seed, c.speaking_rate
             )
         return self._synthesizer
+
+    def synthesizer_for(self, system: str) -> Synthesizer:
+        """The model that synthesizes a row: --model for the model rows, --baseline-model for "baseline"."""
+        if system != "baseline":
+            return self.synthesizer
+        if self._baseline_synthesizer is None:
+            c = self.config
+            if c.baseline_model is None:
+                raise ValueError("The baseline row needs --baseline-model")
+            self._baseline_synthesizer = FTVSynthesizer(
+                c.baseline_model, self.device, c.noise_scale, c.noise_scale_duration, c.seed, c.speaking_rate
+            )
+        return self._baseline_synthesizer
 
     def average_face(self) -> np.ndarray:
         """Mean face embedding over every selected utterance's face, computed once and cached on disk."""
@@ -513,23 +535,23 @@ class Evaluator:
             return False
         if any(rec.get(f"{k}_backend") != v for k, v in self.metrics.backends.items()):
             return False
-        return system not in MODEL_SYSTEMS or rec.get("synthesis") == self.synthesizer.signature
+        return system not in SYNTHESIZED_SYSTEMS or rec.get("synthesis") == self.synthesizer_for(system).signature
 
     def _audio_is_current(self, system: str, utt: Utterance) -> bool:
         """A saved wav is re-scored without synthesis when only the metric backends changed since it was scored
         (its record names the same model and settings); anything else is synthesized again."""
         if not self.cache.wav_path(system, utt).is_file():
             return False
-        if system not in MODEL_SYSTEMS:
+        if system not in SYNTHESIZED_SYSTEMS:
             return True
         rec = self.cache.load(self.cache.record_path(system, utt))
-        return rec is not None and rec.get("synthesis") == self.synthesizer.signature
+        return rec is not None and rec.get("synthesis") == self.synthesizer_for(system).signature
 
     def _synthesize(self, system: str, split: SplitData, batch: Sequence[Utterance]) -> list[np.ndarray]:
         texts = [u.text for u in batch]
         phonemes = [u.phonemes for u in batch]
-        if system == "model":
-            return self.synthesizer.synthesize(texts, phonemes, faces=split.faces([u.index for u in batch]))
+        if system in ("model", "baseline"):
+            return self.synthesizer_for(system).synthesize(texts, phonemes, faces=split.faces([u.index for u in batch]))
         if system == "shuffled_faces":
             donors = shuffled_face_donors(split.utterances, self.config.seed)
             faces = split.faces([donors[u.speaker].index for u in batch])
@@ -562,7 +584,7 @@ class Evaluator:
                 todo = [i for i, w in enumerate(wavs) if w is None]
                 if todo:
                     new = self._synthesize(system, data, [batch[i] for i in todo])
-                    sr = self.synthesizer.sampling_rate
+                    sr = self.synthesizer_for(system).sampling_rate
                     for i, wav in zip(todo, new):
                         if sr != SAMPLE_RATE:
                             from ftv_train.metrics.audio import resample
@@ -576,8 +598,8 @@ class Evaluator:
                     save_wav(path, wav)
             records = self.metrics.score(wavs, batch, system)
             for utt, rec in zip(batch, records):
-                if system in MODEL_SYSTEMS:
-                    rec["synthesis"] = self.synthesizer.signature
+                if system in SYNTHESIZED_SYSTEMS:
+                    rec["synthesis"] = self.synthesizer_for(system).signature
                 self.cache.save(self.cache.record_path(system, utt), rec)
             self.stats["scored"] += len(batch)
             bar.update(len(batch))
@@ -654,7 +676,15 @@ class Evaluator:
         first = next(iter(self.splits.values()))
         systems: dict[str, Any] = {}
         for system, by_split in records.items():
-            pooled: dict[str, list] = {"secs": [], "abx": [], "chance": [], "gender": [], "race": [], "agree": []}
+            pooled: dict[str, list] = {
+                "secs": [],
+                "abx": [],
+                "chance": [],
+                "gender": [],
+                "race": [],
+                "agree": [],
+                "agree_speakers": [],
+            }
             per_split = {}
             for split, recs in by_split.items():
                 if not recs:
@@ -705,9 +735,12 @@ def score_records(
         correct, chance = [], []
     genders = [int(r.get("gender", -1)) for r in recs]
     agree: list[float] = []
+    agree_speakers: list[str] = []
     if classifier is not None:
         pred = classifier.predict(emb)
-        agree = [float(p == g) for p, g in zip(pred, genders) if g >= 0]
+        labelled = [(float(p == g), s) for p, g, s in zip(pred, genders, speakers) if g >= 0]
+        agree = [a for a, _ in labelled]
+        agree_speakers = [s for _, s in labelled]
     items = {
         "secs": secs,
         "abx": correct,
@@ -715,9 +748,21 @@ def score_records(
         "gender": genders,
         "race": [int(r.get("race", -1)) for r in recs],
         "agree": agree,
+        "agree_speakers": agree_speakers,
     }
     recognizer = recs[0].get("recognizer_backend", "unknown")
     return {"items": items, "summary": summarize(recs, items, recognizer)}
+
+
+def speaker_majority(agree: Sequence[float], speakers: Sequence[str]) -> float | None:
+    """Share of speakers whose utterances mostly agree with their gender label (a tie counts one half)."""
+    by_speaker: dict[str, list[float]] = {}
+    for value, speaker in zip(agree, speakers):
+        by_speaker.setdefault(speaker, []).append(value)
+    if not by_speaker:
+        return None
+    votes = [1.0 if np.mean(v) > 0.5 else 0.5 if np.mean(v) == 0.5 else 0.0 for v in by_speaker.values()]
+    return float(np.mean(votes))
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -740,6 +785,7 @@ def summarize(recs: Sequence[dict[str, Any]], items: dict[str, list], recognizer
         "abx_chance": _mean(items["chance"]),
         "gender_agreement": _mean(items["agree"]),
         "gender_labelled": len(items["agree"]),
+        "gender_agreement_speakers": speaker_majority(items["agree"], items.get("agree_speakers", [])),
         "mean_duration_s": _mean([r["duration_s"] for r in recs]),
     }
 
@@ -832,6 +878,7 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
         "# FTV evaluation report",
         "",
         f"- model: `{cfg['model']}`",
+        *([f"- baseline model: `{cfg['baseline_model']}`"] if cfg.get("baseline_model") else []),
         f"- data: `{cfg['data']}`, splits: {', '.join(splits)}",
         "- utterances: "
         + ", ".join(f"{s} {results['num_utterances'][s]} ({results['num_speakers'][s]} speakers)" for s in splits),
@@ -843,14 +890,22 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
         "",
     ]
     secs_cols = [SPLIT_TITLES.get(s, f"SECS ({s})") for s in splits]
-    header = ["System", *secs_cols, "CER", nat, f"ABX top-1 (chance {_fmt(chance, '.0%')})", "Gender agreement"]
+    header = [
+        "System",
+        *secs_cols,
+        "CER",
+        nat,
+        f"ABX top-1 (chance {_fmt(chance, '.0%')})",
+        "Gender agreement (utterances)",
+        "Gender agreement (speakers)",
+    ]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for sysres in systems.values():
         o = sysres["overall"]
         row = [sysres["title"]]
         row += [_fmt(sysres["splits"].get(s, {}).get("secs")) for s in splits]
         row += [_fmt(o["cer"], ".4f"), _fmt(o["naturalness"], ".3f"), _fmt(o["abx_accuracy"], ".1%")]
-        row += [_fmt(o["gender_agreement"], ".1%")]
+        row += [_fmt(o["gender_agreement"], ".1%"), _fmt(o.get("gender_agreement_speakers"), ".1%")]
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
@@ -859,7 +914,8 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
         f"CER: corpus character error rate of the {backends['recognizer']} transcript after normalisation "
         "(lowercase, numbers as words, punctuation removed). ABX: the target speaker's real voice is the nearest "
         f"(cosine) among it and k={cfg['abx_k']} other speakers' real voices. Gender agreement: a voice-gender "
-        "classifier on the audio agrees with the speaker's gender label.",
+        "classifier on the audio agrees with the speaker's gender label, per utterance and per speaker (the "
+        "majority of a speaker's utterances).",
         "",
     ]
     if len(splits) > 1:

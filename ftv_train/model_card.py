@@ -39,7 +39,8 @@ def _data_section(report: dict[str, Any] | None, data_path: str | None) -> str:
             f"Trained on a dataset prepared with `train/prepare_data.py`{where}; no `report.json` was found, so its "
             "composition is not recorded here."
         )
-    lines = [f"Source: **{report.get('source', 'unknown')}**, prepared with `train/prepare_data.py`."]
+    tool = "train/make_offline_corpus.py" if report.get("offline") else "train/prepare_data.py"
+    lines = [f"Source: **{report.get('source', 'unknown')}**, prepared with `{tool}`."]
     splits = report.get("splits") or {}
     if splits:
         lines += ["", "| split | utterances | speakers | hours |", "|---|---|---|---|"]
@@ -55,15 +56,49 @@ def _data_section(report: dict[str, Any] | None, data_path: str | None) -> str:
                 percent = stats.get("percent") if isinstance(stats, dict) else None
                 parts.append(f"{label} {percent:.1f}%" if isinstance(percent, (int, float)) else f"{label}")
             lines += ["", f"Pseudo-labelled {attribute} (by utterance): " + ", ".join(parts) + "."]
-    lines += [
-        "",
-        "Gender and race labels are pseudo-labels from a face-attribute classifier (DeepFace), not self-reported; "
-        "they are used only as auxiliary training targets.",
-    ]
+    offline = report.get("offline")
+    if offline:
+        lines += ["", _offline_section(offline)]
+    else:
+        lines += [
+            "",
+            "Gender and race labels are pseudo-labels from a face-attribute classifier (DeepFace), not self-reported; "
+            "they are used only as auxiliary training targets.",
+        ]
     return "\n".join(lines)
 
 
-def _loss_formula(weights: dict[str, float] | None) -> str:
+def _offline_section(offline: dict[str, Any]) -> str:
+    """What the offline corpus (train/make_offline_corpus.py) is: real faces, synthetic voices."""
+    identities = ", ".join(f"{name} {count}" for name, count in (offline.get("identities") or {}).items())
+    voices = ", ".join(f"`{name}` ({count})" for name, count in sorted((offline.get("base_voices") or {}).items()))
+    f0 = offline.get("target_f0_median_hz") or {}
+    licences = "\n".join(f"- {name}: {text}" for name, text in (offline.get("licences") or {}).items())
+    return (
+        "**Synthetic voices on real faces.** This is the offline corpus of `train/make_offline_corpus.py`: real face "
+        f"photos ({identities} identities) with the labels their datasets publish (London Set self-reported, FairFace "
+        "and UTKFace annotations), each identity given one synthetic speaker. The speakers are offline TTS voices "
+        f"({voices} identities each) changed in pitch, vocal-tract length (WORLD spectral warping) and speaking rate: "
+        "gender sets the pitch and vocal-tract ranges, age shifts them, and an identity-specific random offset adds "
+        f"what a face cannot predict (median target F0: male {f0.get('male', '?')} Hz, female "
+        f"{f0.get('female', '?')} Hz). Nobody's real voice is in it.\n\nFace licences:\n{licences}"
+    )
+
+
+def _restricted_licence(report: dict[str, Any] | None) -> str | None:
+    """The licence note when training data allowed non-commercial use only (it carries over to the weights)."""
+    licences = ((report or {}).get("offline") or {}).get("licences") or {}
+    restricted = sorted(name for name, text in licences.items() if "non-commercial" in text.lower())
+    if not restricted:
+        return None
+    return (
+        f"The weights were trained on faces from {', '.join(restricted)}, whose licence allows non-commercial "
+        "research only; treat this checkpoint the same way (rebuild the corpus with `--sources london,fairface` "
+        "and retrain for other uses)."
+    )
+
+
+def _loss_formula(weights: dict[str, float] | None, adversarial: bool = True) -> str:
     w = {
         "mel_loss_weight": 45.0,
         "kl_loss_weight": 1.0,
@@ -76,8 +111,13 @@ def _loss_formula(weights: dict[str, float] | None) -> str:
     }
     return (
         f"{w['mel_loss_weight']:g} x mel + {w['kl_loss_weight']:g} x KL + {w['duration_loss_weight']:g} x duration + "
-        f"{w['attribute_loss_weight']:g} x (face attribute + {w['audio_attribute_loss_weight']:g} x audio attribute) + "
-        f"{w['adversarial_loss_weight']:g} x adversarial + {w['feature_matching_loss_weight']:g} x feature matching"
+        f"{w['attribute_loss_weight']:g} x (face attribute + {w['audio_attribute_loss_weight']:g} x audio attribute)"
+        + (
+            f" + {w['adversarial_loss_weight']:g} x adversarial + {w['feature_matching_loss_weight']:g} x feature "
+            "matching"
+            if adversarial
+            else " (no discriminator: adversarial training switched off)"
+        )
     )
 
 
@@ -113,8 +153,30 @@ def build_model_card(info: dict[str, Any]) -> str:
         else "No validation metrics were recorded for this export."
     )
     tags = ["text-to-speech", "face-to-voice", "vits", "speech-synthesis", "ftv"]
+    report = info.get("dataset_report")
+    restricted = _restricted_licence(report)
+    licence = ["license: other", "license_name: non-commercial-research"] if restricted else ["license: apache-2.0"]
+    offline = bool((report or {}).get("offline"))
+    data_limitation = (
+        "- It has never heard a real person's voice paired with their face: every voice it learned is one of a few "
+        "offline TTS voices reshaped in pitch, vocal-tract length and rate by a documented rule (gender and age plus "
+        "a random offset). What it infers from a face is that rule, not how people who look like this really sound, "
+        "and its voices sound synthetic."
+        if offline
+        else "- The training data (TED/TEDx talks for LRS3) is English, adult and unevenly distributed across "
+        "demographic groups;\n  expect lower quality and less fitting voices for under-represented groups, children, "
+        "and non-frontal or\n  low-quality photos."
+    )
+    licence_note = f"\n\n**Licence of these weights:** {restricted}" if restricted else ""
+    label_limitation = (
+        "- Attribute supervision uses the face datasets' published gender and race labels, which reduce gender to two "
+        "classes and race to a few categories."
+        if offline
+        else "- Attribute supervision uses automatically predicted gender and race labels, which carry the biases and "
+        "errors of\n  the labeller and reduce gender to two classes."
+    )
     front_matter = "\n".join(
-        ["---", "license: apache-2.0", "library_name: transformers", "pipeline_tag: text-to-speech", "tags:"]
+        ["---", *licence, "library_name: transformers", "pipeline_tag: text-to-speech", "tags:"]
         + [f"- {tag}" for tag in tags]
         + ["---"]
     )
@@ -137,19 +199,20 @@ from ftv_model import FTVModel, FTVProcessor
 model = FTVModel.from_pretrained("{info.get("repo_id") or "PATH_OR_REPO"}").eval()
 processor = FTVProcessor.from_pretrained("{info.get("repo_id") or "PATH_OR_REPO"}")
 inputs = processor(text="Hello, nice to meet you.", images=Image.open("face.jpg"))
-audio = model(**inputs, seed=0).waveform[0]  # 16 kHz
+audio = model(**inputs, seed=0).waveform[0]  # at model.config.sampling_rate
 ```
 
 Faces should be crops like those made by `ftv_model.face_detection.crop_face` (square, 25% margin).
 
 ## Training data
 
-{_data_section(info.get("dataset_report"), info.get("data_path"))}
+{_data_section(info.get("dataset_report"), info.get("data_path"))}{licence_note}
 
 ## Training procedure
 
 GAN training as VITS: generator and multi-period/scale discriminator with separate AdamW optimizers
-(betas 0.8/0.99, eps 1e-9), exponential learning-rate decay, generator loss = {_loss_formula(info.get("loss_weights"))}.
+(betas 0.8/0.99, eps 1e-9), exponential learning-rate decay, generator loss =
+{_loss_formula(info.get("loss_weights"), info.get("adversarial", True))}.
 
 {_table(training_rows)}
 
@@ -170,11 +233,8 @@ voice-based authentication, or any use without the consent of the person whose f
 
 - The voice is a guess from appearance: it reflects correlations in the training data (mostly gender, and age and
   accent only weakly), not the person's real voice. Two people who look alike get similar voices.
-- The training data (TED/TEDx talks for LRS3) is English, adult and unevenly distributed across demographic groups;
-  expect lower quality and less fitting voices for under-represented groups, children, and non-frontal or
-  low-quality photos.
-- Attribute supervision uses automatically predicted gender and race labels, which carry the biases and errors of
-  the labeller and reduce gender to two classes.
+{data_limitation}
+{label_limitation}
 - Synthesized speech may contain mispronunciations (phonemes come from espeak-ng) and artefacts.
 
 ## Ethical considerations

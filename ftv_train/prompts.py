@@ -6,10 +6,9 @@ to redistribute, so the corpus can be rebuilt anywhere.
 - ``HARVARD``: the Harvard sentences, lists 1-6 of the 72 phonetically balanced lists in "IEEE Recommended Practice
   for Speech Quality Measurements", IEEE Transactions on Audio and Electroacoustics 17(3), 1969 (appendix);
   public domain (US Government-funded work, widely republished).
-- ``ARCTIC``: sixteen of the first prompts of the CMU ARCTIC set (Kominek & Black, "The CMU Arctic speech databases",
-  SSW5 2004; prompts ``arctic_a0001`` ff., selected from public-domain Project Gutenberg novels; the ARCTIC
-  distribution carries a free, BSD-style licence). Typed in without network access: check them against
-  ``cmuarctic.data`` when one is at hand.
+- ``ARCTIC``: the first sixteen prompts of the CMU ARCTIC set, ``arctic_a0001`` to ``arctic_a0016`` (Kominek &
+  Black, "The CMU Arctic speech databases", SSW5 2004; selected from public-domain Project Gutenberg novels; the
+  ARCTIC distribution carries a free, BSD-style licence), checked word for word against ``cmuarctic.data``.
 """
 
 from __future__ import annotations
@@ -101,7 +100,7 @@ ARCTIC: tuple[str, ...] = (
     "He was a head shorter than his companion, of almost delicate physique.",
     "Now you're coming down to business, Phil, he exclaimed.",
     "It's the aurora borealis.",
-    "There's more of it than there was a minute ago, said Philip.",
+    "There's Fort Churchill, a rifle-shot beyond the ridge, asleep.",
 )
 
 PROMPTS: tuple[str, ...] = HARVARD + ARCTIC

@@ -93,6 +93,11 @@ NORM_VALUES = ("grad_norm/generator", "grad_norm/discriminator")
 EVAL_VALUES = ("mel", "kl", "duration", "face_attribute", "audio_attribute")
 
 
+# Model settings a warm start may change: they shape training (decoder segments, the discriminator), not the
+# generator's weights.
+TRAINING_ONLY_MODEL_KEYS = ("segment_size", "discriminator_width", "discriminator_periods")
+
+
 class TrainingDivergedError(RuntimeError):
     """Too many consecutive steps had non-finite losses or gradients."""
 
@@ -296,8 +301,10 @@ class GANStep:
         model_config: FTVConfig,
         max_grad_norm: float | None = None,
         sync_free_skip: bool = True,
+        adversarial: bool = True,
     ) -> None:
         self.accelerator = accelerator
+        self.adversarial = adversarial
         self.generator = generator
         self.disc = discriminator
         self.optimizer_g = optimizer_g
@@ -333,11 +340,41 @@ class GANStep:
     def __call__(self, batch: dict[str, torch.Tensor], keep_mels: bool = False) -> torch.Tensor:
         """One micro-batch; returns the per-step values (TRAIN_VALUES order) as one device tensor."""
         accelerator = self.accelerator
-        config = self.model_config
         out = self.generator(**model_inputs(batch))
+
+        if self.adversarial:
+            loss_g, loss_d, loss_adv, loss_fm, real_score, fake_score = self._adversarial(out)
+        else:  # mel / KL / duration / attribute losses only: no discriminator forward or update at all
+            loss_g = out.loss
+            loss_d = loss_adv = loss_fm = real_score = fake_score = torch.zeros((), device=out.loss.device)
+        accelerator.backward(loss_g)
+        if accelerator.sync_gradients:
+            self.norm_g, self.finite_g = self._optimizer_step(self.optimizer_g, self.generator_parameters)
+        if keep_mels:
+            self.last_mels = (out.predicted_mel[0].detach().float(), out.target_mel[0].detach().float())
+        with torch.no_grad():
+            return torch.stack(
+                [
+                    loss_g.detach().float(),
+                    loss_d.detach().float(),
+                    out.mel_loss.detach().float(),
+                    out.kl_loss.detach().float(),
+                    out.duration_loss.detach().float(),
+                    out.face_attribute_loss.detach().float(),
+                    out.audio_attribute_loss.detach().float(),
+                    loss_adv.detach().float(),
+                    loss_fm.detach().float(),
+                    real_score,
+                    fake_score,
+                ]
+            )
+
+    def _adversarial(self, out: Any) -> tuple[torch.Tensor, ...]:
+        """Update the discriminator, then the generator's loss with the adversarial and feature-matching terms."""
+        accelerator = self.accelerator
+        config = self.model_config
         real, fake = out.target_waveform, out.predicted_waveform
         batch_size = real.shape[0]
-
         # Discriminator: real and generated audio in one forward.
         scores, _ = self.disc(torch.cat([real, fake.detach()], dim=0))
         real_scores = [score[:batch_size] for score in scores]
@@ -361,27 +398,10 @@ class GANStep:
         loss_adv = generator_adversarial_loss(fake_scores_g)
         loss_fm = feature_matching_loss(real_features, fake_features)
         loss_g = out.loss + config.adversarial_loss_weight * loss_adv + config.feature_matching_loss_weight * loss_fm
-        accelerator.backward(loss_g)
-        if accelerator.sync_gradients:
-            self.norm_g, self.finite_g = self._optimizer_step(self.optimizer_g, self.generator_parameters)
-        if keep_mels:
-            self.last_mels = (out.predicted_mel[0].detach().float(), out.target_mel[0].detach().float())
         with torch.no_grad():
-            return torch.stack(
-                [
-                    loss_g.detach().float(),
-                    loss_d.detach().float(),
-                    out.mel_loss.detach().float(),
-                    out.kl_loss.detach().float(),
-                    out.duration_loss.detach().float(),
-                    out.face_attribute_loss.detach().float(),
-                    out.audio_attribute_loss.detach().float(),
-                    loss_adv.detach().float(),
-                    loss_fm.detach().float(),
-                    torch.stack([s.float().mean() for s in real_scores]).mean(),
-                    torch.stack([s.float().mean() for s in fake_scores]).mean(),
-                ]
-            )
+            real_score = torch.stack([s.float().mean() for s in real_scores]).mean()
+            fake_score = torch.stack([s.float().mean() for s in fake_scores]).mean()
+        return loss_g, loss_d, loss_adv, loss_fm, real_score, fake_score
 
 
 @dataclass
@@ -484,6 +504,7 @@ class Trainer:
             self.model_config,
             max_grad_norm=config.max_grad_norm,
             sync_free_skip=self.sync_free_skip,
+            adversarial=config.adversarial,
         )
         if self.train_loader is not None:
             self.train_loader = accelerator.prepare(self.train_loader)  # the eval loader shards itself
@@ -508,6 +529,12 @@ class Trainer:
         if config.init:
             self.info(f"Warm start from {config.init}")
             model = FTVModel.from_pretrained(config.init)
+            if model.config.inference_only:
+                raise ConfigError(
+                    f"--init {config.init} is an inference-only export (float16, no posterior encoder): it cannot be "
+                    "trained. Warm-start from the full export of the run that made it (OUTPUT/final) or from a "
+                    "converted voice (python -m ftv_model.convert_piper --out DIR)."
+                )
             self._check_init_compatible(model.config)
             self._apply_training_overrides(model.config)
             if not config.face_attribute_loss and model.face_attribute_head is not None:
@@ -551,7 +578,7 @@ class Trainer:
                 f"{config.face_encoder_type!r}; the architecture of a warm start is fixed by its checkpoint."
             )
         different = {key: value for key, value in config.model.items() if getattr(loaded, key, value) != value}
-        architecture = {key: value for key, value in different.items() if key not in ("segment_size",)}
+        architecture = {key: value for key, value in different.items() if key not in TRAINING_ONLY_MODEL_KEYS}
         if architecture:
             raise ConfigError(
                 f"model settings {architecture} differ from the --init checkpoint's; drop them (a warm start keeps "
@@ -561,8 +588,9 @@ class Trainer:
     def _apply_training_overrides(self, model_config: FTVConfig) -> None:
         for name, value in self.config.loss_weight_overrides().items():
             setattr(model_config, name, value)
-        if "segment_size" in self.config.model:
-            model_config.segment_size = int(self.config.model["segment_size"])
+        for key in TRAINING_ONLY_MODEL_KEYS:
+            if key in self.config.model:
+                setattr(model_config, key, self.config.model[key])
 
     @staticmethod
     def _freeze(model: torch.nn.Module, prefixes: list[str]) -> None:
@@ -756,6 +784,7 @@ class Trainer:
             "dataset_report": report,
             "data_path": config.data,
             "init": config.init,
+            "adversarial": config.adversarial,
             "loss_weights": {name: float(getattr(self.model_config, name)) for name in LOSS_WEIGHT_FIELDS},
             "ablations": {
                 "face_attribute_loss": config.face_attribute_loss,

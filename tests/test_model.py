@@ -341,3 +341,58 @@ def test_bfloat16_cpu_decoder_is_close_to_float32():
     assert fast.waveform.dtype == torch.float32 and torch.equal(fast.sequence_lengths, reference.sequence_lengths)
     error = (fast.waveform - reference.waveform).pow(2).mean() / reference.waveform.pow(2).mean()
     assert 0 < float(error) < 1e-2  # bf16 really ran, and stayed within -20 dB
+
+
+def test_inference_only_export_is_smaller_and_speaks_the_same(tmp_path) -> None:
+    """float32 export: identical audio without the training-only modules; float16: half the bytes, loaded back
+    in float32, close audio; neither can compute training losses."""
+    from ftv_model.export_inference import export_inference
+    from ftv_model.modeling_ftv import InferenceOnlyModelError
+    from tests.model_fixtures import save_tiny_checkpoint
+
+    source = save_tiny_checkpoint(tmp_path / "full", seed=3)
+    full = FTVModel.from_pretrained(source).eval()
+    with torch.no_grad():  # move the LayerNorms etc. off their init so this is a "trained" model
+        for parameter in full.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    full.save_pretrained(source)
+    exact = export_inference(source, tmp_path / "fp32", dtype=torch.float32)
+    half = export_inference(source, tmp_path / "fp16")
+
+    slim = FTVModel.from_pretrained(exact).eval()
+    small = FTVModel.from_pretrained(half).eval()
+    assert slim.config.inference_only and slim.posterior_encoder is None
+    assert slim.duration_predictor.post_flows is None
+    assert small.dtype == torch.float32  # stored as float16, computed in float32
+    assert (half / "model.safetensors").stat().st_size < 0.6 * (exact / "model.safetensors").stat().st_size
+    assert slim.num_parameters() < full.num_parameters()
+
+    inputs = {"input_ids": torch.randint(1, 30, (1, 20)), "face_embeddings": torch.randn(1, 32)}
+    inputs.update(noise_scale=0.0, noise_scale_duration=0.0)  # the float16 comparison without noise
+    with torch.no_grad():
+        reference = full(**inputs, seed=0).waveform
+        assert torch.equal(slim(**inputs, seed=0).waveform, reference)
+        approx = small(**inputs, seed=0).waveform
+        other_face = full(**{**inputs, "face_embeddings": torch.randn(1, 32)}, seed=0).waveform
+    assert abs(approx.shape[-1] - reference.shape[-1]) <= full.config.hop_length * 2
+
+    def log_mel_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+        import torchaudio
+
+        mel = torchaudio.transforms.MelSpectrogram(full.config.sampling_rate, n_fft=1024, hop_length=256, n_mels=64)
+        length = min(a.shape[-1], b.shape[-1])
+        log_a, log_b = (mel(x[..., :length]).clamp_min(1e-5).log() for x in (a, b))
+        return float((log_a - log_b).abs().mean())
+
+    # float16 rounding changes the audio far less than another face does.
+    assert log_mel_distance(approx, reference) < 0.25 * log_mel_distance(other_face, reference)
+
+    with pytest.raises(InferenceOnlyModelError, match="inference-only"):
+        slim(
+            input_ids=inputs["input_ids"],
+            face_embeddings=inputs["face_embeddings"],
+            waveform=torch.randn(1, 8192),
+            waveform_lengths=torch.tensor([8192]),
+        )
+    card = (half / "README.md").read_text()
+    assert "Inference export" in card and "float16" in card

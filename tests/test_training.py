@@ -438,3 +438,46 @@ def test_ddp_two_cpu_processes(tiny_data: Path, tmp_path: Path) -> None:
     state = json.loads((checkpoint / "training_state.json").read_text())
     assert state["num_processes"] == 2 and "val/mel" in state["metrics"]
     assert (tmp_path / "run" / "final" / "discriminator" / "model.safetensors").is_file()
+
+
+@pytest.mark.shared_data
+def test_no_discriminator_mode_and_training_only_overrides(tiny_data: Path, tmp_path: Path) -> None:
+    """`--no-adversarial` trains the generator with no discriminator update; a warm start may resize the
+    discriminator (a training-only setting) but not the generator."""
+    from safetensors.torch import load_file
+
+    first = run_training(tiny_data, tmp_path / "first", "--max_steps 2 --log_with none --media_every 100")
+    discriminator_before = load_file(str(first / "discriminator" / "model.safetensors"))
+    second = run_training(
+        tiny_data,
+        tmp_path / "second",
+        f"--init {first} --no-adversarial --max_steps 2 --log_with none --media_every 100 --eval_every 100",
+    )
+    discriminator_after = load_file(str(second / "discriminator" / "model.safetensors"))
+    assert all(torch.equal(discriminator_before[k], discriminator_after[k]) for k in discriminator_before)
+    generator_moved = max(
+        float((_parameters(first)[k] - _parameters(second)[k]).abs().max()) for k in _parameters(first)
+    )
+    assert generator_moved > 1e-5
+    card = (second / "README.md").read_text()
+    assert "no discriminator" in card
+
+    resized = run_training(
+        tiny_data,
+        tmp_path / "resized",
+        f"--init {first} --no-init_discriminator --set model.discriminator_width=0.25 --max_steps 1 "
+        "--log_with none --media_every 100 --eval_every 100",
+    )
+    assert json.loads((resized / "discriminator" / "config.json").read_text())["discriminator_width"] == 0.25
+    with pytest.raises(ConfigError, match="differ from the --init"):
+        run_training(tiny_data, tmp_path / "bad", f"--init {first} --set model.hidden_size=48 --max_steps 1")
+
+
+@pytest.mark.shared_data
+def test_inference_only_export_cannot_be_trained(tiny_data: Path, tmp_path: Path) -> None:
+    from ftv_model.export_inference import export_inference
+
+    final = run_training(tiny_data, tmp_path / "run", "--max_steps 1 --log_with none --media_every 100")
+    exported = export_inference(final, tmp_path / "export")
+    with pytest.raises(ConfigError, match="inference-only export"):
+        run_training(tiny_data, tmp_path / "again", f"--init {exported} --max_steps 1")

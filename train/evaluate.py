@@ -22,6 +22,7 @@ from ftv_train.evaluation import SYSTEMS, EvalConfig, run_evaluation  # noqa: E4
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, help="save_pretrained directory of FTVModel + FTVProcessor")
+    p.add_argument("--baseline-model", type=Path, help="a second model scored as the 'baseline' row (real faces)")
     p.add_argument("--data", type=Path, required=True, help="prepared dataset (datasets.save_to_disk directory)")
     p.add_argument("--split", default="test_unseen", help="split(s), comma separated, e.g. test_seen,test_unseen")
     p.add_argument("--out", type=Path, required=True, help="output directory (reused to resume)")
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         data=args.data,
         out=args.out,
         model=args.model,
+        baseline_model=args.baseline_model,
         splits=[s.strip() for s in args.split.split(",") if s.strip()],
         max_utterances=args.max_utterances,
         recognizer=args.recognizer,
