@@ -62,6 +62,7 @@ class TrainConfig:
     # ---- model ---------------------------------------------------------------------------------------------
     model: dict[str, Any] = field(default_factory=dict)  # FTVConfig keyword overrides (fresh models only)
     freeze: list[str] = field(default_factory=list)  # generator parameter-name prefixes to keep fixed
+    keep_trainable: list[str] = field(default_factory=list)  # name substrings exempt from `freeze` (e.g. ".cond")
     adversarial: bool = True  # False: no discriminator forward or update (mel/KL/duration/attribute losses only)
 
     # ---- ablations (paper Tables 4 and 5) ------------------------------------------------------------------

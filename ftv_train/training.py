@@ -467,7 +467,7 @@ class Trainer:
         if config.export_only and self.resume_from is None:
             raise ConfigError("--export_only needs a checkpoint to export: pass --resume latest or a checkpoint dir.")
         self.model, self.discriminator, self.processor = self._build_models()
-        self._freeze(self.model, config.freeze)
+        self._freeze(self.model, config.freeze, config.keep_trainable)
 
         device = accelerator.device
         self.model.to(device)
@@ -593,11 +593,14 @@ class Trainer:
                 setattr(model_config, key, self.config.model[key])
 
     @staticmethod
-    def _freeze(model: torch.nn.Module, prefixes: list[str]) -> None:
+    def _freeze(model: torch.nn.Module, prefixes: list[str], keep: list[str] | None = None) -> None:
+        """Fix the parameters whose names start with a prefix, except those containing a `keep` substring."""
         if not prefixes:
             return
         matched = dict.fromkeys(prefixes, 0)
         for name, parameter in model.named_parameters():
+            if any(part in name for part in keep or ()):
+                continue
             for prefix in prefixes:
                 if name.startswith(prefix):
                     parameter.requires_grad_(False)

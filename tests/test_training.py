@@ -481,3 +481,68 @@ def test_inference_only_export_cannot_be_trained(tiny_data: Path, tmp_path: Path
     exported = export_inference(final, tmp_path / "export")
     with pytest.raises(ConfigError, match="inference-only export"):
         run_training(tiny_data, tmp_path / "again", f"--init {exported} --max_steps 1")
+
+
+def test_freeze_keeps_the_named_conditioning_layers_trainable() -> None:
+    """The offline recipe freezes the imported prior side but not its face-conditioning layers."""
+    from ftv_model import FTVModel
+    from ftv_train.training import Trainer
+    from tests.model_fixtures import tiny_config
+
+    config = parse_config(["--config", str(REPO_ROOT / "train" / "configs" / "offline-cpu.yaml"), "--data", "x"])
+    model = FTVModel(tiny_config())
+    Trainer._freeze(model, config.freeze, config.keep_trainable)
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    frozen_roots = tuple(config.freeze)
+    assert all(".cond" in name or ".post_" in name for name in trainable if name.startswith(frozen_roots))
+    assert any(name.startswith("flow.") and "cond_layer" in name for name in trainable)
+    assert not any(name.startswith("text_encoder.") for name in trainable)
+    assert any(name.startswith("decoder.") for name in trainable) and any(
+        name.startswith("posterior_encoder.") for name in trainable
+    )
+    with pytest.raises(ConfigError, match="match no generator parameter"):
+        Trainer._freeze(FTVModel(tiny_config()), ["no_such_module."])
+
+
+@pytest.mark.shared_data
+def test_face_pretraining_pack_train_and_merge(tiny_data: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """Stage 1: faces packed for a machine without the dataset, the face branch trained there, merged back."""
+    from safetensors.torch import load_file
+
+    from ftv_model import FTVModel
+    from ftv_train.dataset_format import load_prepared_dataset
+    from ftv_train.face_pretraining import (
+        FACE_BRANCH_FILE,
+        FacePretrainConfig,
+        load_identity_faces,
+        pretrain_face_encoder,
+        read_face_pack,
+        write_face_pack,
+    )
+
+    pack = write_face_pack(tiny_data, tmp_path / "faces.npz")
+    direct = load_identity_faces(load_prepared_dataset(tiny_data)["train"], 128)
+    packed = read_face_pack(pack, "train")
+    assert packed.images.shape == direct.images.shape and packed.images.dtype == torch.uint8
+    assert torch.equal(packed.gender, direct.gender) and torch.equal(packed.identity, direct.identity)
+    assert (packed.images.float() - direct.images.float()).abs().mean() < 3  # JPEG quality 90
+
+    before = FTVModel.from_pretrained(tiny_checkpoint).face_encoder.state_dict()
+    config = FacePretrainConfig(
+        data=str(pack), out=str(tmp_path / "branch"), model_config=str(tiny_checkpoint / "config.json"), steps=3,
+        batch_size=4, warmup_steps=1, eval_every=2,
+    )  # fmt: skip
+    report = pretrain_face_encoder(config)
+    assert report["steps"] == 3 and [point["step"] for point in report["curve"]] == [2, 3]
+    branch = load_file(str(tmp_path / "branch" / FACE_BRANCH_FILE))
+    assert all(key.startswith(("face_encoder.", "face_attribute_head.")) for key in branch)
+    assert any(not torch.equal(branch[f"face_encoder.{k}"], v) for k, v in before.items())
+
+    merged = FacePretrainConfig(
+        data=str(pack), out=str(tmp_path / "merged"), init=str(tiny_checkpoint), steps=0,
+        load_face_branch=str(tmp_path / "branch" / FACE_BRANCH_FILE),
+    )  # fmt: skip
+    merged_report = pretrain_face_encoder(merged)
+    assert merged_report["curve"][-1]["gender_accuracy"] == report["curve"][-1]["gender_accuracy"]
+    model = FTVModel.from_pretrained(tmp_path / "merged")
+    assert all(torch.equal(model.state_dict()[key], value) for key, value in branch.items())
