@@ -282,6 +282,13 @@ def pretrain_face_encoder(config: FacePretrainConfig) -> dict:
         "held_out_identities": held_out.num_identities,
         "curve": curve,
     }
+    source_report = Path(config.load_face_branch).parent / REPORT_NAME if config.load_face_branch else None
+    if (
+        source_report is not None
+        and source_report.is_file()
+        and source_report.resolve() != (out / REPORT_NAME).resolve()
+    ):
+        report["source"] = json.loads(source_report.read_text())  # the run that trained the loaded branch
     (out / REPORT_NAME).write_text(json.dumps(report, indent=1))
     return report
 

@@ -143,6 +143,12 @@ def build_model_card(info: dict[str, Any]) -> str:
         ("training time (h)", info.get("hours", "?")),
         ("warm start", info.get("init") or "none (trained from scratch)"),
     ]
+    if info.get("face_pretraining"):
+        training_rows.append(("face branch pretrained (stage 1)", info["face_pretraining"]))
+    frozen = info.get("frozen") or {}
+    if frozen.get("prefixes"):
+        kept = f", except names containing {', '.join(frozen['except'])}" if frozen.get("except") else ""
+        training_rows.append(("frozen", ", ".join(frozen["prefixes"]) + kept))
     training_rows += [(f"ablation: {name}", value) for name, value in ablations.items()]
     metric_text = (
         _table(sorted(metrics.items()))

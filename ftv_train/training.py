@@ -758,6 +758,23 @@ class Trainer:
             self.info(f"Exported the model to {directory}")
         return directory  # no barrier: SIGUSR1 may reach the main process alone
 
+    def _face_pretraining_summary(self) -> str | None:
+        """One line on the face-branch stage that made the --init checkpoint, if it did (face_pretraining.json)."""
+        if not self.config.init:
+            return None
+        path = Path(self.config.init) / "face_pretraining.json"
+        if not path.is_file():
+            return None
+        report = json.loads(path.read_text())
+        last = report["curve"][-1] if report.get("curve") else {}
+        trained = report.get("source") or report  # a merged branch keeps the report of the run that trained it
+        batch = trained.get("config", {}).get("batch_size")
+        return (
+            f"train/pretrain_face_encoder.py, {trained.get('steps')} steps at batch {batch} on "
+            f"{trained.get('device')} ({trained.get('seconds')} s); held-out gender accuracy "
+            f"{last.get('gender_accuracy', float('nan')):.1%}, race {last.get('race_accuracy', float('nan')):.1%}"
+        )
+
     def card_info(self) -> dict[str, Any]:
         config, accelerator = self.config, self.accelerator
         report = None
@@ -787,6 +804,8 @@ class Trainer:
             "dataset_report": report,
             "data_path": config.data,
             "init": config.init,
+            "face_pretraining": self._face_pretraining_summary(),
+            "frozen": {"prefixes": list(config.freeze), "except": list(config.keep_trainable)},
             "adversarial": config.adversarial,
             "loss_weights": {name: float(getattr(self.model_config, name)) for name in LOSS_WEIGHT_FIELDS},
             "ablations": {
