@@ -959,7 +959,8 @@ class Trainer:
     def _after_optimizer_step(self) -> None:
         config, state = self.config, self.state
         self.scheduler_g.step()
-        self.scheduler_d.step()
+        if config.adversarial:  # without a discriminator update there is nothing to schedule
+            self.scheduler_d.step()
         state.step += 1
         self._interval_steps += 1
         step_fn = self.step_fn
