@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.timing import ModuleTimer  # noqa: E402
+from benchmarks.timing import ModuleTimer, synthesis_parts  # noqa: E402
 from ftv_model import FTVConfig, FTVModel, FTVProcessor  # noqa: E402
 
 SENTENCE = "The birch canoe slid on the smooth planks, and glue the sheet to the dark blue background."
@@ -52,13 +52,7 @@ def main() -> None:
             log_duration.expand(hidden.shape[0], 1, hidden.shape[2]) * mask
         )
 
-    parts = {
-        "face encoder": model.face_encoder,
-        "text encoder": model.text_encoder.encoder,
-        "duration predictor": model.duration_predictor,
-        "flow": model.flow,
-        "decoder": model.decoder,
-    }
+    parts = synthesis_parts(model)
     timer = ModuleTimer({k: v for k, v in parts.items() if not (k == "duration predictor" and not args.model)})
     with torch.inference_mode():
         model(**inputs, seed=0)  # warm-up

@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.timing import ModuleTimer  # noqa: E402
+from benchmarks.timing import ModuleTimer, synthesis_parts  # noqa: E402
 from ftv_model import FTVModel, FTVProcessor  # noqa: E402
 from ftv_model.piper_import import model_from_piper, piper_scales, read_piper_settings  # noqa: E402
 
@@ -108,13 +108,7 @@ def main() -> None:
     face = processor(images=torch.rand(3, 256, 256))["pixel_values"]
     feed = {"input": ids.numpy(), "input_lengths": np.array([ids.shape[1]]), "scales": np.array(scales, np.float32)}
     rate = model.config.sampling_rate
-    parts = {
-        "face encoder": model.face_encoder,
-        "text encoder": model.text_encoder.encoder,
-        "duration predictor": model.duration_predictor,
-        "flow": model.flow,
-        "decoder": model.decoder,
-    }
+    parts = synthesis_parts(model)
     timer = ModuleTimer(parts)
 
     def measure(threads: int, runs: int, clock) -> dict[str, list[float]]:

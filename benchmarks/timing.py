@@ -22,3 +22,14 @@ class ModuleTimer:
 
     def reset(self) -> None:
         self.totals = dict.fromkeys(self.totals, 0.0)
+
+
+def synthesis_parts(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """The FTVModel modules a synthesis call runs, in order, for a per-part time breakdown."""
+    return {
+        "face encoder": model.face_encoder,
+        "text encoder": model.text_encoder.encoder,
+        "duration predictor": model.duration_predictor,
+        "flow": model.flow,
+        "decoder": model.decoder,
+    }

@@ -17,6 +17,7 @@ from a small face pack (`--write-pack`, JPEG, ~40 MB) and its face branch merged
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ftv_model import FTVModel, FTVProcessor
@@ -163,8 +165,6 @@ FACE_BRANCH_FILE = "face_branch.safetensors"
 def write_face_pack(data: str | Path, out: str | Path, splits: tuple[str, ...] = ("train", "test_unseen")) -> Path:
     """Every identity's face views and labels from a prepared dataset in one small .npz (JPEG bytes), so the stage
     can run where the dataset (with its audio) is not, e.g. on a GPU machine."""
-    import io
-
     dataset = load_prepared_dataset(data, decode_audio=False, decode_faces=False)
     arrays: dict[str, np.ndarray] = {}
     for split in splits:
@@ -172,8 +172,6 @@ def write_face_pack(data: str | Path, out: str | Path, splits: tuple[str, ...] =
         encoded = []
         for image in faces.images:
             buffer = io.BytesIO()
-            from PIL import Image
-
             Image.fromarray(image.permute(1, 2, 0).numpy()).save(buffer, format="JPEG", quality=90)
             encoded.append(np.frombuffer(buffer.getvalue(), dtype=np.uint8))
         arrays[f"{split}/jpeg"] = np.array(encoded, dtype=object)
@@ -186,10 +184,6 @@ def write_face_pack(data: str | Path, out: str | Path, splits: tuple[str, ...] =
 
 
 def read_face_pack(path: str | Path, split: str) -> IdentityFaces:
-    import io
-
-    from PIL import Image
-
     pack = np.load(path, allow_pickle=True)
     images = [
         torch.from_numpy(np.asarray(Image.open(io.BytesIO(data.tobytes())).convert("RGB"), dtype=np.uint8).copy())
