@@ -728,6 +728,51 @@ class FTVModel(FTVPreTrainedModel):
             durations=durations.squeeze(1),
         )
 
+    # ------------------------------------------------------------------ copy synthesis
+
+    def reconstruct(
+        self,
+        waveform: torch.Tensor,
+        waveform_lengths: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        pixel_mask: torch.Tensor | None = None,
+        face_embeddings: torch.Tensor | None = None,
+    ) -> FTVModelOutput:
+        """Copy synthesis: a recording's posterior latents (their means) rendered by the decoder, given a face.
+
+        No text and no prior: what the decoder can render when the latents are right. It is the ceiling of every
+        synthesis from text, so it tells a decoder that cannot render a corpus's voices (e.g. an imported
+        single-speaker one kept frozen) from a prior that has not learnt them. waveform (B, T) at
+        config.sampling_rate, waveform_lengths (B,) in samples. Needs the posterior encoder (not in an
+        inference-only export)."""
+        if self.posterior_encoder is None:
+            raise InferenceOnlyModelError(
+                "Copy synthesis needs the posterior encoder, which this inference-only export dropped: use the full "
+                "model a training run writes (OUTPUT/final)."
+            )
+        if waveform.dim() != 2 or waveform.shape[-1] < self.config.hop_length:
+            raise ValueError("waveform must be a (batch, samples) tensor at least one hop long.")
+        face, global_conditioning = self._face_inputs(pixel_values, pixel_mask, face_embeddings, waveform.shape[0])
+        hop = self.config.hop_length
+        if waveform_lengths is None:
+            waveform_lengths = torch.full((waveform.shape[0],), waveform.shape[-1], device=waveform.device)
+        with torch.no_grad(), parametrize.cached():
+            waveform = waveform[..., : waveform.shape[-1] // hop * hop].float()
+            spectrogram = self.audio_features.linear_spectrogram(waveform)
+            frame_lengths = torch.clamp(waveform_lengths // hop, 1, spectrogram.shape[-1])
+            frames = torch.arange(spectrogram.shape[-1], device=waveform.device)
+            frame_mask = (frames[None, :] < frame_lengths[:, None]).unsqueeze(1).to(self.dtype)
+            _, means, _ = self.posterior_encoder(spectrogram.to(self.dtype), frame_mask, global_conditioning)
+            batched = waveform.shape[0] > 1
+            audio = self.decoder(means * frame_mask, global_conditioning, frame_mask if batched else None)
+        return FTVModelOutput(
+            waveform=audio.squeeze(1).to(means.dtype),
+            sequence_lengths=frame_lengths * hop,
+            spectrogram=means,
+            face_embedding=face,
+            attribute_logits=self.face_attributes(face),
+        )
+
     # ------------------------------------------------------------------ training
 
     def _training_forward(

@@ -146,6 +146,13 @@ class CountingSynthesizer:
         self.items += len(texts)
         return self.inner.synthesize(texts, phonemes, faces=faces, face_embeddings=face_embeddings)
 
+    def can_reconstruct(self):
+        return self.inner.can_reconstruct()
+
+    def reconstruct(self, waves, sample_rate, faces):
+        self.items += len(waves)
+        return self.inner.reconstruct(waves, sample_rate, faces)
+
 
 @pytest.fixture(scope="module")
 def first_run(tiny_dataset: Path, checkpoint: Path, metric_suite: MetricSuite, tmp_path_factory) -> dict:
@@ -168,8 +175,8 @@ def first_run(tiny_dataset: Path, checkpoint: Path, metric_suite: MetricSuite, t
 
 def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
     out, results, synth = first_run["out"], first_run["results"], first_run["synth"]
-    assert synth.items == 3 * 6  # three model rows x (3 + 3) utterances
-    assert set(results["systems"]) == {"ground_truth", "model", "shuffled_faces", "average_face"}
+    assert synth.items == 4 * 6  # four model rows x (3 + 3) utterances
+    assert set(results["systems"]) == {"ground_truth", "model", "shuffled_faces", "average_face", "copy_synthesis"}
     assert results["backends"]["recognizer"].startswith("whisper-tiny.en")
     assert results["backends"]["naturalness"] == "DNSMOS OVRL"
     gt = results["systems"]["ground_truth"]["overall"]
@@ -188,10 +195,10 @@ def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
     report = (out / "report.md").read_text()
     for needle in ("Seen SECS", "Unseen SECS", "CER", "DNSMOS OVRL", "ABX top-1 (chance 25%)", "Table 7 layout"):
         assert needle in report
-    for title in ("Ground truth (ceiling)", "faces shuffled", "average face"):
+    for title in ("Ground truth (ceiling)", "faces shuffled", "average face", "Copy synthesis"):
         assert title in report
     wavs = sorted((out / "audio").rglob("*.wav"))
-    assert len(wavs) == 4 * 6
+    assert len(wavs) == 5 * 6
     assert sf.info(str(wavs[0])).samplerate == 16000
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert "tsne_ground_truth_all.png" in pngs and "tsne_model_all.png" in pngs and "secs_by_system.png" in pngs

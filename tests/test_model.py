@@ -396,3 +396,25 @@ def test_inference_only_export_is_smaller_and_speaks_the_same(tmp_path) -> None:
         )
     card = (half / "README.md").read_text()
     assert "Inference export" in card and "float16" in card
+
+
+def test_copy_synthesis_batches_like_single_items_and_needs_the_posterior(speech_batch) -> None:
+    """reconstruct(): real speech through the posterior encoder and decoder; padding does not leak into the
+    shorter item, lengths are whole hops, and an inference-only model says why it cannot."""
+    from ftv_model.modeling_ftv import InferenceOnlyModelError
+
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config()).eval()
+    hop = model.config.hop_length
+    waveform = speech_batch["waveform"][:, :24000].clone()
+    lengths = torch.tensor([24000, 15000])
+    waveform[1, 15000:] = 0
+    pixels = speech_batch["pixel_values"]
+    out = model.reconstruct(waveform, lengths, pixel_values=pixels)
+    assert out.sequence_lengths.tolist() == [24000 // hop * hop, 15000 // hop * hop]
+    assert out.waveform.shape == (2, 24000 // hop * hop) and not out.waveform.requires_grad
+    alone = model.reconstruct(waveform[1:, :15000], pixel_values=pixels[1:]).waveform[0]
+    batched = out.waveform[1, : alone.shape[-1]]
+    assert torch.allclose(batched, alone, atol=1e-4), (batched - alone).abs().max()
+    with pytest.raises(InferenceOnlyModelError, match="posterior encoder"):
+        model.to_inference_only().reconstruct(waveform, lengths, pixel_values=pixels)

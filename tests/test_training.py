@@ -505,6 +505,26 @@ def test_freeze_keeps_the_named_conditioning_layers_trainable() -> None:
         Trainer._freeze(FTVModel(tiny_config()), ["no_such_module."])
 
 
+def test_decoder_stage_keeps_the_distilled_posterior_frozen() -> None:
+    """offline-cpu-decoder.yaml: the decoder and the prior's face conditioning train against a posterior that must
+    stay joe's (its own face conditioning included), with the discriminator on."""
+    from ftv_model import FTVModel
+    from ftv_train.training import Trainer
+    from tests.model_fixtures import tiny_config
+
+    path = REPO_ROOT / "train" / "configs" / "offline-cpu-decoder.yaml"
+    config = parse_config(["--config", str(path), "--data", "x"])
+    model = FTVModel(tiny_config())
+    Trainer._freeze(model, config.freeze, config.keep_trainable)
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert config.adversarial
+    assert not any(name.startswith(("posterior_encoder.", "text_encoder.")) for name in trainable)
+    assert any(name.startswith("decoder.") for name in trainable)
+    flow_conditioning = {n for n, _ in model.named_parameters() if n.startswith("flow.") and "cond_layer" in n}
+    assert flow_conditioning and flow_conditioning <= trainable
+    assert not any(name.startswith("flow.") and "cond_layer" not in name for name in trainable)
+
+
 @pytest.mark.shared_data
 def test_face_pretraining_pack_train_and_merge(tiny_data: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
     """Stage 1: faces packed for a machine without the dataset, the face branch trained there, merged back."""
