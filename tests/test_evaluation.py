@@ -287,3 +287,25 @@ def test_selection_donors_and_names() -> None:
     names = {safe_name(x) for x in ("a/b", "a_b", "a b", "trainval/0Fi83BHQsMA/00002")}
     assert len(names) == 4 and all("/" not in n for n in names)
     assert np.isfinite(len(picked))
+
+
+def test_copy_synthesis_row_is_skipped_for_an_inference_only_export(
+    tiny_dataset: Path, checkpoint: Path, metric_suite: MetricSuite, tmp_path: Path
+) -> None:
+    """An export without the posterior encoder cannot copy-synthesize: the row is left out, the rest still runs."""
+    from ftv_model.export_inference import export_inference
+
+    slim = export_inference(checkpoint, tmp_path / "slim")
+    config = EvalConfig(
+        data=tiny_dataset,
+        out=tmp_path / "out",
+        model=slim,
+        splits=["test_unseen"],
+        max_utterances=2,
+        device="cpu",
+        naturalness="dnsmos",
+        systems=["ground_truth", "copy_synthesis"],
+        plots=False,
+    )
+    results = run_evaluation(config, metrics=metric_suite)
+    assert set(results["systems"]) == {"ground_truth"}
