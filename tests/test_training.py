@@ -523,6 +523,7 @@ def test_decoder_stage_keeps_the_distilled_posterior_frozen() -> None:
     flow_conditioning = {n for n, _ in model.named_parameters() if n.startswith("flow.") and "cond_layer" in n}
     assert flow_conditioning and flow_conditioning <= trainable
     assert not any(name.startswith("flow.") and "cond_layer" not in name for name in trainable)
+    assert not any(name.startswith("duration_predictor.") for name in trainable)
 
 
 @pytest.mark.shared_data
