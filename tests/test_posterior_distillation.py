@@ -17,18 +17,12 @@ from ftv_train.posterior_distillation import (
     run_distillation,
     synthesize_pairs,
 )
+from ftv_train.prompts import HARVARD
 
 from .conftest import FIXTURES
 from .model_fixtures import tiny_config
 
-SENTENCES = [
-    "The birch canoe slid on the smooth planks.",
-    "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.",
-    "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.",
-    "The juice of lemons makes fine punch.",
-]
+SENTENCES = HARVARD[:6]
 
 
 @pytest.fixture(scope="module")
