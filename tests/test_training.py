@@ -526,6 +526,24 @@ def test_decoder_stage_keeps_the_distilled_posterior_frozen() -> None:
     assert not any(name.startswith("duration_predictor.") for name in trainable)
 
 
+def test_prior_stage_trains_only_what_makes_the_prior() -> None:
+    """offline-cpu-prior.yaml: text encoder, SC-CNN and flow learn the frozen posterior's latents; nothing that
+    feeds the trained decoder (its weights, the face encoder and projection that make its face input) moves."""
+    from ftv_model import FTVModel
+    from ftv_train.training import Trainer
+    from tests.model_fixtures import tiny_config
+
+    path = REPO_ROOT / "train" / "configs" / "offline-cpu-prior.yaml"
+    config = parse_config(["--config", str(path), "--data", "x"])
+    model = FTVModel(tiny_config())
+    Trainer._freeze(model, config.freeze, config.keep_trainable)
+    trainable = {name.split(".")[0] for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert not config.adversarial
+    assert {"text_encoder", "face_conditioning", "flow"} <= trainable
+    frozen = {"decoder", "posterior_encoder", "duration_predictor", "face_encoder", "face_projection"}
+    assert not trainable & frozen
+
+
 @pytest.mark.shared_data
 def test_face_pretraining_pack_train_and_merge(tiny_data: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
     """Stage 1: faces packed for a machine without the dataset, the face branch trained there, merged back."""
