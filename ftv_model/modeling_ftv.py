@@ -728,7 +728,20 @@ class FTVModel(FTVPreTrainedModel):
             durations=durations.squeeze(1),
         )
 
-    # ------------------------------------------------------------------ copy synthesis
+    # ------------------------------------------------------------------ posterior side
+
+    def _spectrogram_frames(
+        self, waveform: torch.Tensor, waveform_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The posterior encoder's input: linear spectrogram (B, F, N) in fp32 of the whole hops of `waveform`,
+        valid frames per item (B,) and their mask (B, 1, N) in the model's dtype."""
+        hop = self.config.hop_length
+        spectrogram = self.audio_features.linear_spectrogram(waveform[..., : waveform.shape[-1] // hop * hop])
+        num_frames = spectrogram.shape[-1]
+        frame_lengths = torch.clamp(waveform_lengths // hop, 1, num_frames)
+        frames = torch.arange(num_frames, device=waveform.device)
+        frame_mask = (frames[None, :] < frame_lengths[:, None]).unsqueeze(1).to(self.dtype)
+        return spectrogram, frame_lengths, frame_mask
 
     def reconstruct(
         self,
@@ -757,11 +770,7 @@ class FTVModel(FTVPreTrainedModel):
         if waveform_lengths is None:
             waveform_lengths = torch.full((waveform.shape[0],), waveform.shape[-1], device=waveform.device)
         with torch.no_grad(), parametrize.cached():
-            waveform = waveform[..., : waveform.shape[-1] // hop * hop].float()
-            spectrogram = self.audio_features.linear_spectrogram(waveform)
-            frame_lengths = torch.clamp(waveform_lengths // hop, 1, spectrogram.shape[-1])
-            frames = torch.arange(spectrogram.shape[-1], device=waveform.device)
-            frame_mask = (frames[None, :] < frame_lengths[:, None]).unsqueeze(1).to(self.dtype)
+            spectrogram, frame_lengths, frame_mask = self._spectrogram_frames(waveform.float(), waveform_lengths)
             _, means, _ = self.posterior_encoder(spectrogram.to(self.dtype), frame_mask, global_conditioning)
             batched = waveform.shape[0] > 1
             audio = self.decoder(means * frame_mask, global_conditioning, frame_mask if batched else None)
@@ -799,11 +808,7 @@ class FTVModel(FTVPreTrainedModel):
         if waveform.shape[-1] < config.segment_size:
             waveform = F.pad(waveform, (0, config.segment_size - waveform.shape[-1]))
         waveform = waveform[..., : waveform.shape[-1] // hop * hop]
-        spectrogram = self.audio_features.linear_spectrogram(waveform)  # (B, F, N) fp32
-        num_frames = spectrogram.shape[-1]
-        frame_lengths = torch.clamp(waveform_lengths // hop, max=num_frames)
-        frame_mask = (torch.arange(num_frames, device=waveform.device)[None, :] < frame_lengths[:, None]).unsqueeze(1)
-        frame_mask = frame_mask.to(self.dtype)
+        spectrogram, frame_lengths, frame_mask = self._spectrogram_frames(waveform, waveform_lengths)
 
         posterior_latents, _, posterior_log_stddev = self.posterior_encoder(
             spectrogram.to(self.dtype), frame_mask, global_conditioning

@@ -113,7 +113,7 @@ def posterior_nll(model: FTVModel, pairs: list[LatentPair]) -> torch.Tensor:
     the posterior of its waveform."""
     waveform, latents, mask, faces = _collate(pairs, model.config.hop_length)
     spectrogram = model.audio_features.linear_spectrogram(waveform)[..., : latents.shape[-1]]
-    conditioning = model.face_projection(faces).unsqueeze(-1) if model.face_projection is not None else None
+    _, conditioning = model._face_inputs(None, None, faces, len(pairs))
     _, mean, log_stddev = model.posterior_encoder(spectrogram, mask, conditioning)
     nll = log_stddev + 0.5 * ((latents - mean) * torch.exp(-log_stddev)) ** 2
     return (nll * mask).sum() / (mask.sum() * latents.shape[1])
