@@ -70,6 +70,13 @@ class FTVConfig(PretrainedConfig):
     `use_audio_attribute_head` (synthesized segment -> linear resampling to `audio_attribute_length` -> linear),
     combined as `L_attr = L_face + audio_attribute_loss_weight * L_audio`.
 
+    Training: `decoder_latents="posterior"` is VITS (the decoder learns from a random segment of the recording's
+    posterior latents). `"prior"` feeds it what synthesis will: the prior's latents (text-encoder means and
+    deviations expanded by the alignment that monotonic alignment search found, sampled at
+    `decoder_prior_noise_scale`, through the inverse flow; no gradient into the text encoder), so a decoder adapted
+    to new voices while a pretrained prior stays frozen renders that prior's speech, not only recordings (as
+    Tacotron's vocoders were fine-tuned on ground-truth-aligned predictions).
+
     Inference: `cpu_bfloat16_decoder` runs the HiFi-GAN decoder in bfloat16 on CPUs with native bf16 (AVX512-BF16 /
     AMX): about half the decoder time for a difference of about -40 dB against float32. Off by default.
     """
@@ -155,6 +162,8 @@ class FTVConfig(PretrainedConfig):
         race_labels: tuple[str, ...] | list[str] = RACE_LABELS,
         # --- training ---
         segment_size: int = 8192,
+        decoder_latents: str = "posterior",
+        decoder_prior_noise_scale: float = 0.667,
         mel_loss_weight: float = 45.0,
         kl_loss_weight: float = 1.0,
         duration_loss_weight: float = 1.0,
@@ -192,6 +201,12 @@ class FTVConfig(PretrainedConfig):
             raise ValueError(
                 f"resblock_kernel_sizes ({list(resblock_kernel_sizes)}) and resblock_dilation_sizes "
                 f"({[list(d) for d in resblock_dilation_sizes]}) must have one entry per residual block."
+            )
+        if decoder_latents not in ("posterior", "prior"):
+            raise ValueError(
+                f"decoder_latents must be 'posterior' (VITS: the decoder learns from the recording's posterior "
+                f"latents) or 'prior' (it learns from the latents synthesis gives it, aligned to the recording), "
+                f"got {decoder_latents!r}."
             )
         if segment_size % hop_length:
             raise ValueError(f"segment_size ({segment_size}) must be a multiple of hop_length ({hop_length}).")
@@ -272,6 +287,8 @@ class FTVConfig(PretrainedConfig):
         self.race_labels = list(race_labels)
 
         self.segment_size = segment_size
+        self.decoder_latents = decoder_latents
+        self.decoder_prior_noise_scale = decoder_prior_noise_scale
         self.mel_loss_weight = mel_loss_weight
         self.kl_loss_weight = kl_loss_weight
         self.duration_loss_weight = duration_loss_weight

@@ -784,6 +784,23 @@ class FTVModel(FTVPreTrainedModel):
 
     # ------------------------------------------------------------------ training
 
+    def _aligned_prior_latents(
+        self,
+        expanded_means: torch.Tensor,
+        expanded_log_stddevs: torch.Tensor,
+        frame_mask: torch.Tensor,
+        global_conditioning: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The latents synthesis would give the decoder for this recording's text and timing (the MAS alignment):
+        prior samples at `decoder_prior_noise_scale` through the inverse flow (`decoder_latents="prior"`).
+
+        The prior's statistics are detached (the text encoder learns from the KL term only), the flow is not: what of
+        it is trainable (e.g. its face conditioning) also learns to make latents the decoder renders as the voice."""
+        means, log_stddevs = expanded_means.detach(), expanded_log_stddevs.detach()
+        noise = torch.randn_like(means) * torch.exp(log_stddevs) * self.config.decoder_prior_noise_scale
+        prior_samples = (means + noise) * frame_mask
+        return self.flow(prior_samples, frame_mask, global_conditioning, reverse=True) * frame_mask
+
     def _training_forward(
         self,
         input_ids: torch.Tensor,
@@ -832,12 +849,18 @@ class FTVModel(FTVPreTrainedModel):
         expanded_log_stddevs = torch.bmm(prior_log_stddevs, path.to(prior_log_stddevs.dtype))
         kl = kl_loss(prior_latents, posterior_log_stddev, expanded_means, expanded_log_stddevs, frame_mask)
 
+        if config.decoder_latents == "prior":
+            decoder_latents = self._aligned_prior_latents(
+                expanded_means, expanded_log_stddevs, frame_mask, global_conditioning
+            )
+        else:
+            decoder_latents = posterior_latents
         # A random decoder segment per item (inside its valid frames when it is long enough).
         max_start = torch.clamp_min(frame_lengths - segment_frames, 0)
         starts = (torch.rand(max_start.shape, device=waveform.device) * (max_start + 1).float()).long()
         frame_index = starts[:, None] + torch.arange(segment_frames, device=waveform.device)[None, :]
         latent_segment = torch.gather(
-            posterior_latents, 2, frame_index[:, None, :].expand(-1, posterior_latents.shape[1], -1)
+            decoder_latents, 2, frame_index[:, None, :].expand(-1, decoder_latents.shape[1], -1)
         )
         sample_index = (starts * hop)[:, None] + torch.arange(config.segment_size, device=waveform.device)[None, :]
         target_waveform = torch.gather(waveform, 1, sample_index).unsqueeze(1)

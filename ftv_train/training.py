@@ -95,7 +95,13 @@ EVAL_VALUES = ("mel", "kl", "duration", "face_attribute", "audio_attribute")
 
 # Model settings a warm start may change: they shape training (decoder segments, the discriminator), not the
 # generator's weights.
-TRAINING_ONLY_MODEL_KEYS = ("segment_size", "discriminator_width", "discriminator_periods")
+TRAINING_ONLY_MODEL_KEYS = (
+    "segment_size",
+    "decoder_latents",
+    "decoder_prior_noise_scale",
+    "discriminator_width",
+    "discriminator_periods",
+)
 
 
 class TrainingDivergedError(RuntimeError):

@@ -139,6 +139,49 @@ def test_training_forward_losses_and_gradients_reach_face_encoder(speech_batch):
         assert total > 0, f"{name} does not reach the face encoder"
 
 
+def test_decoder_can_learn_from_the_aligned_prior_latents(speech_batch):
+    """decoder_latents="prior": the decoder's segment is the prior's synthesis latents for the recording's timing;
+    its mel loss trains the decoder and the flow it passes through, never the text encoder or the posterior."""
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config(decoder_latents="prior", decoder_prior_noise_scale=0.0)).eval()  # no dropout
+    seen = {}
+    original = model.decoder.forward
+
+    def recording_decoder(latents, *args, **kwargs):
+        seen["latents"] = latents.detach().clone()
+        return original(latents, *args, **kwargs)
+
+    model.decoder.forward = recording_decoder
+    torch.manual_seed(1)
+    out = model(**speech_batch)
+    # With no noise the latents are the inverse flow of the alignment-expanded prior means, as in synthesis.
+    with torch.no_grad():
+        _, means, _ = model.encode_text(
+            speech_batch["input_ids"],
+            speech_batch["attention_mask"].unsqueeze(1).float(),
+            model.get_face_embeddings(speech_batch["pixel_values"]),
+        )
+        hop = model.config.hop_length
+        frames = int(speech_batch["waveform_lengths"][0]) // hop
+        mask = torch.ones(1, 1, frames)
+        expanded = torch.bmm(means[:1], out.alignment[:1, :, :frames].to(means.dtype))
+        full_global = model.face_projection(model.get_face_embeddings(speech_batch["pixel_values"][:1]))
+        expected = model.flow(expanded * mask, mask, full_global.unsqueeze(-1), reverse=True)
+    segment = seen["latents"][0]
+    windows = expected[0].unfold(-1, segment.shape[-1], 1)  # (C, starts, segment_frames)
+    distance = (windows - segment[:, None, :]).abs().amax(dim=(0, 2))
+    assert float(distance.min()) < 1e-4
+
+    def gradient(module: torch.nn.Module) -> float:
+        grads = torch.autograd.grad(out.mel_loss, list(module.parameters()), retain_graph=True, allow_unused=True)
+        return sum(float(g.abs().sum()) for g in grads if g is not None)
+
+    assert gradient(model.decoder) > 0 and gradient(model.flow) > 0
+    assert gradient(model.text_encoder) == 0 and gradient(model.posterior_encoder) == 0
+    with pytest.raises(ValueError, match="decoder_latents"):
+        tiny_config(decoder_latents="posteriors")
+
+
 def test_missing_labels_are_ignored(speech_batch):
     torch.manual_seed(0)
     model = FTVModel(tiny_config()).train()

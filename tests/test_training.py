@@ -469,6 +469,14 @@ def test_no_discriminator_mode_and_training_only_overrides(tiny_data: Path, tmp_
         "--log_with none --media_every 100 --eval_every 100",
     )
     assert json.loads((resized / "discriminator" / "config.json").read_text())["discriminator_width"] == 0.25
+    assert json.loads((resized / "config.json").read_text())["decoder_latents"] == "posterior"
+    aligned = run_training(
+        tiny_data,
+        tmp_path / "aligned",
+        f"--init {first} --set model.decoder_latents=prior --max_steps 1 --log_with none --media_every 100 "
+        "--eval_every 100",
+    )
+    assert json.loads((aligned / "config.json").read_text())["decoder_latents"] == "prior"
     with pytest.raises(ConfigError, match="differ from the --init"):
         run_training(tiny_data, tmp_path / "bad", f"--init {first} --set model.hidden_size=48 --max_steps 1")
 
@@ -542,6 +550,30 @@ def test_prior_stage_trains_only_what_makes_the_prior() -> None:
     assert {"text_encoder", "face_conditioning", "flow"} <= trainable
     frozen = {"decoder", "posterior_encoder", "duration_predictor", "face_encoder", "face_projection"}
     assert not trainable & frozen
+
+
+def test_aligned_prior_stage_trains_only_the_decoder_side() -> None:
+    """offline-cpu-gta.yaml: the decoder learns from joe's prior latents (`decoder_latents: prior`), so everything
+    that makes the prior's statistics or the alignment (text encoder, durations, posterior, face encoder and
+    projection) stays fixed; the flow's face conditioning learns with it."""
+    from ftv_model import FTVModel
+    from ftv_train.training import Trainer
+    from tests.model_fixtures import tiny_config
+
+    path = REPO_ROOT / "train" / "configs" / "offline-cpu-gta.yaml"
+    config = parse_config(["--config", str(path), "--data", "x"])
+    assert config.model_config_kwargs()["decoder_latents"] == "prior" and config.adversarial
+    model = FTVModel(tiny_config(**config.model_config_kwargs()))
+    assert model.config.decoder_latents == "prior"
+    Trainer._freeze(model, config.freeze, config.keep_trainable)
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert {name.split(".")[0] for name in trainable} == {
+        "decoder",
+        "flow",
+        "face_attribute_head",
+        "audio_attribute_head",
+    }
+    assert all("cond_layer" in name for name in trainable if name.startswith("flow."))
 
 
 @pytest.mark.shared_data
