@@ -496,7 +496,7 @@ def voice_params(identity: Identity, seed: int) -> VoiceParams:
     return VoiceParams(base=base.name, f0=round(f0, 2), warp=round(warp, 4), rate=round(rate, 4))
 
 
-def _pyworld() -> Any:
+def load_pyworld() -> Any:
     """The WORLD vocoder. pyworld 0.3.5's ``__init__`` imports ``pkg_resources``, which setuptools >= 81 no longer
     ships; its compiled module holds all of the API, so load that directly when the package import fails."""
     try:
@@ -521,7 +521,7 @@ def _pyworld() -> Any:
 
 
 def _world_f0(wave: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    pyworld = _pyworld()
+    pyworld = load_pyworld()
     x = wave.astype(np.float64)
     # allowed_range 0.2 (DIO's default is 0.1): with the default DIO leaves half of Piper joe's voiced frames
     # unvoiced, which WORLD re-synthesises as noise (DNSMOS 3.2 -> 2.5; with 0.2: 3.0; other voices unchanged)
@@ -540,7 +540,7 @@ def estimate_f0(wave: np.ndarray, rate: int = SAMPLE_RATE) -> float:
 
 def transform_voice(wave: np.ndarray, params: VoiceParams, rate: int = SAMPLE_RATE) -> np.ndarray:
     """Re-synthesise with WORLD: F0 contour scaled to the target median, envelope warped, tempo changed."""
-    pyworld = _pyworld()
+    pyworld = load_pyworld()
 
     x = wave.astype(np.float64)
     f0, times = _world_f0(wave, rate)

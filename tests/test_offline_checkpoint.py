@@ -50,9 +50,9 @@ def default_synthesizer() -> Synthesizer:
 
 
 def median_f0(waveform: np.ndarray, rate: int) -> float:
-    from ftv_train.offline_corpus import _pyworld
+    from ftv_train.offline_corpus import load_pyworld
 
-    pyworld = _pyworld()  # pyworld 0.3.5's own __init__ needs the removed pkg_resources
+    pyworld = load_pyworld()  # pyworld 0.3.5's own __init__ needs the removed pkg_resources
     samples = waveform.astype(np.float64)
     f0, _ = pyworld.harvest(samples, rate, f0_floor=60.0, f0_ceil=400.0)
     voiced = f0[f0 > 0]
