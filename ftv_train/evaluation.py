@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 SYSTEMS: tuple[str, ...] = ("ground_truth", "model", "shuffled_faces", "average_face", "baseline", "copy_synthesis")
 MODEL_SYSTEMS = frozenset({"model", "shuffled_faces", "average_face", "copy_synthesis"})  # made by --model
 SYNTHESIZED_SYSTEMS = MODEL_SYSTEMS | {"baseline"}
+FACE_SYSTEMS = frozenset({"model", "shuffled_faces", "baseline"})  # speak from a photo (their records keep what
+# the face head read from it)
 SYSTEM_TITLES = {
     "ground_truth": "Ground truth (ceiling)",
     "model": "FTV model",
@@ -216,14 +218,19 @@ def _as_pil(face: Any) -> Image.Image:
     return face.convert("RGB")
 
 
-def select_utterances(utterances: Sequence[Utterance], max_utterances: int | None) -> list[Utterance]:
-    """Round-robin over speakers (sorted), so a small --max-utterances still covers many voices, as ABX needs."""
+def select_utterances(utterances: Sequence[Utterance], max_utterances: int | None, seed: int = 0) -> list[Utterance]:
+    """Round-robin over speakers, so a small --max-utterances still covers many voices, as ABX needs.
+
+    The speakers are taken in a seeded random order, not sorted: ids sort by source and, for UTKFace, by age, so
+    the first 100 sorted speakers of the offline corpus were 41% one-year-olds and no adult UTKFace women.
+    """
     if max_utterances is None or max_utterances >= len(utterances):
         return list(utterances)
     by_speaker: dict[str, list[Utterance]] = {}
     for utt in utterances:
         by_speaker.setdefault(utt.speaker, []).append(utt)
-    queues = [by_speaker[s] for s in sorted(by_speaker)]
+    speakers = sorted(by_speaker)
+    queues = [by_speaker[speakers[i]] for i in np.random.default_rng(seed).permutation(len(speakers))]
     chosen: list[Utterance] = []
     depth = 0
     while len(chosen) < max_utterances:
@@ -324,6 +331,17 @@ class FTVSynthesizer:
     def face_embeddings(self, faces: Sequence[Image.Image]) -> np.ndarray:
         pixels = self.processor(images=list(faces), return_tensors="pt")["pixel_values"].to(self.device)
         return self.model.get_face_embeddings(pixels).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def face_genders(self, faces: Sequence[Image.Image]) -> list[str] | None:
+        """The gender the model's face attribute head reads from each face (None without one): the voice can only
+        follow the face as far as the face encoder gets the gender right."""
+        names = self.model.config.attribute_labels.get("gender")
+        if self.model.face_attribute_head is None or not names:
+            return None
+        embeddings = torch.as_tensor(self.face_embeddings(faces), device=self.device, dtype=self.model.dtype)
+        logits = self.model.face_attributes(embeddings).get("gender")
+        return None if logits is None else [names[int(i)] for i in logits.argmax(-1).tolist()]
 
     @torch.inference_mode()
     def synthesize(
@@ -482,7 +500,9 @@ class Evaluator:
         if missing:
             raise KeyError(f"{config.data} has no split(s) {missing}; it has {list(self.dataset)}")
         self.splits = {s: SplitData(self.dataset[s], s) for s in config.splits}
-        self.selected = {s: select_utterances(d.utterances, config.max_utterances) for s, d in self.splits.items()}
+        self.selected = {
+            s: select_utterances(d.utterances, config.max_utterances, config.seed) for s, d in self.splits.items()
+        }
         self.metrics = metrics or MetricSuite.from_config(config)
         self._synthesizer = synthesizer
         self._baseline_synthesizer: Synthesizer | None = None
@@ -565,6 +585,8 @@ class Evaluator:
             return False
         if any(rec.get(f"{k}_backend") != v for k, v in self.metrics.backends.items()):
             return False
+        if system in FACE_SYSTEMS and "face_gender" not in rec:
+            return False  # scored before the face head's reading was recorded
         return system not in SYNTHESIZED_SYSTEMS or rec.get("synthesis") == self.synthesizer_for(system).signature
 
     def _audio_is_current(self, system: str, utt: Utterance) -> bool:
@@ -577,15 +599,31 @@ class Evaluator:
         rec = self.cache.load(self.cache.record_path(system, utt))
         return rec is not None and rec.get("synthesis") == self.synthesizer_for(system).signature
 
+    def _faces_for(self, system: str, split: SplitData, batch: Sequence[Utterance]) -> list[Image.Image] | None:
+        """The faces a system speaks from: each speaker's own, or another speaker's for shuffled faces."""
+        if system in ("model", "baseline"):
+            return split.faces([u.index for u in batch])
+        if system == "shuffled_faces":
+            donors = shuffled_face_donors(split.utterances, self.config.seed)
+            return split.faces([donors[u.speaker].index for u in batch])
+        return None
+
+    def _face_genders(self, system: str, split: SplitData, batch: Sequence[Utterance]) -> list[int] | None:
+        """Dataset gender ids the model's face head predicts from the faces the system used (None if it cannot)."""
+        predict = getattr(self.synthesizer_for(system), "face_genders", None)
+        faces = self._faces_for(system, split, batch) if predict is not None else None
+        names = predict(faces) if faces is not None else None
+        if names is None:
+            return None
+        known = [n.lower() for n in split.gender_names]
+        return [known.index(n.lower()) if n.lower() in known else -1 for n in names]
+
     def _synthesize(self, system: str, split: SplitData, batch: Sequence[Utterance]) -> list[np.ndarray]:
         texts = [u.text for u in batch]
         phonemes = [u.phonemes for u in batch]
-        if system in ("model", "baseline"):
-            return self.synthesizer_for(system).synthesize(texts, phonemes, faces=split.faces([u.index for u in batch]))
-        if system == "shuffled_faces":
-            donors = shuffled_face_donors(split.utterances, self.config.seed)
-            faces = split.faces([donors[u.speaker].index for u in batch])
-            return self.synthesizer.synthesize(texts, phonemes, faces=faces)
+        if system in ("model", "baseline", "shuffled_faces"):
+            faces = self._faces_for(system, split, batch)
+            return self.synthesizer_for(system).synthesize(texts, phonemes, faces=faces)
         if system == "average_face":
             emb = np.repeat(self.average_face()[None], len(batch), axis=0)
             return self.synthesizer.synthesize(texts, phonemes, face_embeddings=emb)
@@ -635,7 +673,10 @@ class Evaluator:
                 if not path.is_file() or system != "ground_truth":
                     save_wav(path, wav)
             records = self.metrics.score(wavs, batch, system)
-            for utt, rec in zip(batch, records):
+            face_genders = self._face_genders(system, data, batch) if system in FACE_SYSTEMS else None
+            for i, (utt, rec) in enumerate(zip(batch, records)):
+                if system in FACE_SYSTEMS:
+                    rec["face_gender"] = None if face_genders is None else face_genders[i]
                 if system in SYNTHESIZED_SYSTEMS:
                     rec["synthesis"] = self.synthesizer_for(system).signature
                 self.cache.save(self.cache.record_path(system, utt), rec)
@@ -651,7 +692,9 @@ class Evaluator:
         if c.gender_classifier is not None:
             return VoiceGenderClassifier.load(c.gender_classifier)
         path = c.out / "gender_classifier.json"
-        stamp = _digest({"data": str(c.data.resolve()), "split": c.gender_fit_split, "max": c.gender_fit_max})
+        stamp = _digest(
+            {"data": str(c.data.resolve()), "split": c.gender_fit_split, "max": c.gender_fit_max, "seed": c.seed}
+        )
         if path.is_file():
             clf = VoiceGenderClassifier.load(path)
             if clf.info.get("stamp") == stamp:
@@ -664,7 +707,7 @@ class Evaluator:
         if len({u.gender for u in labelled}) < 2:
             logger.warning("The %s split lacks speech of both genders: no gender agreement", c.gender_fit_split)
             return None
-        fit = select_utterances(labelled, c.gender_fit_max)
+        fit = select_utterances(labelled, c.gender_fit_max, c.seed)
         embs = []
         for start in tqdm(range(0, len(fit), 32), desc="voice-gender classifier: embed", unit="batch"):
             embs.append(self.metrics.encoder.embed(data.audio([u.index for u in fit[start : start + 32]])))
@@ -722,6 +765,8 @@ class Evaluator:
                 "race": [],
                 "agree": [],
                 "agree_speakers": [],
+                "face_correct": [],
+                "follows_face": [],
             }
             per_split = {}
             for split, recs in by_split.items():
@@ -779,6 +824,15 @@ def score_records(
         labelled = [(float(p == g), s) for p, g, s in zip(pred, genders, speakers) if g >= 0]
         agree = [a for a, _ in labelled]
         agree_speakers = [s for _, s in labelled]
+    # Gender agreement split into its two links: the face encoder reads the gender from the face (against the
+    # label), and the voice follows what it read (the classifier against the face head's prediction).
+    read = [(r["face_gender"], g) for r, g in zip(recs, genders) if r.get("face_gender") is not None]
+    face_correct = [float(f == g) for f, g in read if f >= 0 and g >= 0]
+    follows_face: list[float] = []
+    if classifier is not None and read:
+        pred = classifier.predict(emb)
+        read_by = [r.get("face_gender") for r in recs]
+        follows_face = [float(p == f) for p, f in zip(pred, read_by) if f is not None and f >= 0]
     items = {
         "secs": secs,
         "abx": correct,
@@ -787,6 +841,8 @@ def score_records(
         "race": [int(r.get("race", -1)) for r in recs],
         "agree": agree,
         "agree_speakers": agree_speakers,
+        "face_correct": face_correct,
+        "follows_face": follows_face,
     }
     recognizer = recs[0].get("recognizer_backend", "unknown")
     return {"items": items, "summary": summarize(recs, items, recognizer)}
@@ -824,6 +880,8 @@ def summarize(recs: Sequence[dict[str, Any]], items: dict[str, list], recognizer
         "gender_agreement": _mean(items["agree"]),
         "gender_labelled": len(items["agree"]),
         "gender_agreement_speakers": speaker_majority(items["agree"], items.get("agree_speakers", [])),
+        "face_gender_accuracy": _mean(items.get("face_correct", [])),
+        "gender_follows_face": _mean(items.get("follows_face", [])),
         "mean_duration_s": _mean([r["duration_s"] for r in recs]),
     }
 
@@ -967,6 +1025,29 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
                     f"| {_fmt(s['gender_agreement'], '.1%')} |"
                 )
         lines.append("")
+    read = {k: v for k, v in systems.items() if v["overall"].get("face_gender_accuracy") is not None}
+    if read:
+        lines += [
+            "## Where gender agreement is lost",
+            "",
+            "| System | Face head reads the label's gender | Voice classed as the gender the face head read | "
+            "Gender agreement |",
+            "|---|---|---|---|",
+        ]
+        for sysres in read.values():
+            o = sysres["overall"]
+            lines.append(
+                f"| {sysres['title']} | {_fmt(o['face_gender_accuracy'], '.1%')} | "
+                f"{_fmt(o.get('gender_follows_face'), '.1%')} | {_fmt(o['gender_agreement'], '.1%')} |"
+            )
+        lines += [
+            "",
+            "The model's face attribute head on the face each system spoke from (for shuffled faces, another "
+            "speaker's), against the speaker's label, and the voice-gender classifier against that reading. The "
+            "voice can follow the face only as far as the face encoder reads it: when both are high, agreement is "
+            "about their product.",
+            "",
+        ]
     lines += ["## Speaker similarity across gender and race (Table 7 layout)", ""]
     shown = [s for s in ("model", "ground_truth") if s in systems] or list(systems)[:1]
     lines.append("| Attribute | Category | n | " + " | ".join(f"SECS, {SYSTEM_TITLES[s]}" for s in shown) + " |")

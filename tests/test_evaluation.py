@@ -22,10 +22,13 @@ from ftv_train.evaluation import (
     Utterance,
     run_evaluation,
     safe_name,
+    score_records,
     select_utterances,
     shuffled_face_donors,
 )
 from ftv_train.metrics.audio import load_audio
+from ftv_train.metrics.gender import VoiceGenderClassifier
+from ftv_train.metrics.speaker import SpeakerReferences
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LONDON_RACE = {"white": "white", "black": "black", "east_asian": "asian", "west_asian": "middle eastern"}
@@ -142,6 +145,9 @@ class CountingSynthesizer:
     def face_embeddings(self, faces):
         return self.inner.face_embeddings(faces)
 
+    def face_genders(self, faces):
+        return self.inner.face_genders(faces)
+
     def synthesize(self, texts, phonemes, faces=None, face_embeddings=None):
         self.items += len(texts)
         return self.inner.synthesize(texts, phonemes, faces=faces, face_embeddings=face_embeddings)
@@ -189,6 +195,12 @@ def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
         assert set(system["splits"]) == {"test_seen", "test_unseen"}
         assert {r["category"] for r in system["overall"]["subgroups"]["gender"]} >= {"male", "female"}
     assert results["gender_classifier"]["num_speakers"] == 10
+    # what the face head read from each face is kept, and the face-encoder accuracy is computed from it
+    model_records = [json.loads(p.read_text()) for p in sorted((out / "cache" / "model").rglob("*.json"))]
+    assert len(model_records) == 6 and all(r["face_gender"] in (0, 1) for r in model_records)
+    labelled = [r for r in model_records if r["gender"] >= 0]
+    assert model["face_gender_accuracy"] == pytest.approx(np.mean([r["face_gender"] == r["gender"] for r in labelled]))
+    assert 0 <= model["gender_follows_face"] <= 1 and gt.get("face_gender_accuracy") is None
     assert 0 <= results["gender_classifier"]["held_out_speaker_accuracy"] <= 1
     # files
     assert json.loads((out / "metrics.json").read_text())["systems"].keys() == results["systems"].keys()
@@ -197,6 +209,7 @@ def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
         assert needle in report
     for title in ("Ground truth (ceiling)", "faces shuffled", "average face", "Copy synthesis"):
         assert title in report
+    assert "Where gender agreement is lost" in report
     wavs = sorted((out / "audio").rglob("*.wav"))
     assert len(wavs) == 5 * 6
     assert sf.info(str(wavs[0])).samplerate == 16000
@@ -277,10 +290,41 @@ def test_cli_runs_from_the_repo_root_as_a_script() -> None:
     assert "--max-utterances" in result.stdout and "--recognizer" in result.stdout
 
 
+def test_gender_agreement_is_split_into_the_face_reading_and_the_voice_following_it() -> None:
+    """Four utterances: the face head misreads one face, the voice misses one reading, agreement 2 of 4."""
+    embeddings = np.array([[-1.0, 0], [1.0, 0], [1.0, 0], [-1.0, 0]])  # the classifier hears m, f, f, m
+    classifier = VoiceGenderClassifier(weights=np.array([4.0, 0.0]), bias=0.0, mean=np.zeros(2), scale=np.ones(2))
+    labels, read = [0, 0, 1, 1], [0, 1, 1, 1]  # the head reads the second (male) face as female
+    recs = [
+        {"id": f"u{i}", "speaker": f"s{i}", "embedding": e.tolist(), "gender": g, "race": -1, "face_gender": f,
+         "cer_errors": 0, "cer_reference_chars": 1, "naturalness": 3.0, "duration_s": 1.0}
+        for i, (e, g, f) in enumerate(zip(embeddings, labels, read))
+    ]  # fmt: skip
+    references = SpeakerReferences.build(embeddings, [f"s{i}" for i in range(4)], ["r0", "r1", "r2", "r3"])
+    summary = score_records(recs, references, classifier, k=3, seed=0)["summary"]
+    assert summary["gender_agreement"] == 0.5
+    assert summary["face_gender_accuracy"] == 0.75  # the head is right on 3 of 4 faces
+    assert summary["gender_follows_face"] == 0.75  # the voice follows its reading on 3 of 4
+    for rec in recs:
+        rec["face_gender"] = None  # a model without a face attribute head
+    summary = score_records(recs, references, classifier, k=3, seed=0)["summary"]
+    assert summary["face_gender_accuracy"] is None and summary["gender_follows_face"] is None
+
+
 def test_selection_donors_and_names() -> None:
     utts = [Utterance("s", i, f"u{i}", spk, "t", "", 0, 0) for i, spk in enumerate("aaaabbc")]
     picked = select_utterances(utts, 4)
-    assert [u.speaker for u in picked] == ["a", "a", "b", "c"]  # round-robin: a, b, c, then a again
+    assert {u.speaker for u in picked} == {"a", "b", "c"}
+    assert [u.index for u in picked] == sorted(u.index for u in picked)  # in dataset order
+    assert sum(u.speaker == "a" for u in picked) <= 2  # every speaker once before anyone twice
+    # Speakers are sampled, not taken in sorted order: ids sort by source (and UTKFace's by age), so the first
+    # speakers of a sorted list are one kind of face.
+    crowd = [Utterance("s", i, f"u{i}", f"{'baby' if i < 50 else 'adult'}-{i:03d}", "t", "", 0, 0) for i in range(100)]
+    sample = select_utterances(crowd, 20, seed=0)
+    babies = sum(u.speaker.startswith("baby") for u in sample)
+    assert 4 <= babies <= 16, babies
+    assert [u.id for u in select_utterances(crowd, 20, seed=0)] == [u.id for u in sample]  # deterministic
+    assert [u.id for u in select_utterances(crowd, 20, seed=1)] != [u.id for u in sample]
     donors = shuffled_face_donors(utts, seed=0)
     assert set(donors) == {"a", "b", "c"} and all(donors[s].speaker != s for s in donors)
     assert shuffled_face_donors(utts[:4], seed=0) == {}

@@ -182,6 +182,34 @@ def test_decoder_can_learn_from_the_aligned_prior_latents(speech_batch):
         tiny_config(decoder_latents="posteriors")
 
 
+def test_aligned_prior_window_gives_the_whole_utterance_latents():
+    """The inverse flow runs on the segment plus its receptive field only: the segment's latents equal those of the
+    whole utterance, at either end and in the middle, and differ when the window is cut tighter."""
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config(decoder_latents="prior", decoder_prior_noise_scale=0.0, wavenet_dilation_rate=2))
+    model.eval()
+    with torch.no_grad():  # a trained-looking flow: a fresh one is the identity (zero-initialised output convs)
+        for parameter in model.flow.parameters():
+            parameter.copy_(torch.randn_like(parameter) * 0.3)
+    channels, frames, segment = model.config.flow_size, 120, 8
+    means, log_stddevs = torch.randn(3, channels, frames), torch.randn(3, channels, frames) * 0.1
+    mask = torch.ones(3, 1, frames)
+    mask[2, :, 90:] = 0  # a shorter item of the batch
+    conditioning = torch.randn(3, model.config.global_conditioning_channels, 1)
+    starts = torch.tensor([0, 50, 82])
+    context = model._flow_context_frames()
+    assert context == 2 * (2 * (1 + 2))  # two couplings of two WaveNet layers, kernel 5, dilations 1 and 2
+    with torch.no_grad():
+        whole = model.flow(means * mask, mask, conditioning, reverse=True) * mask
+        expected = torch.stack([whole[i, :, s : s + segment] for i, s in enumerate(starts.tolist())])
+        got = model._aligned_prior_latents(means, log_stddevs, mask, conditioning, starts, segment)
+        assert got.shape == (3, channels, segment)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+        model._flow_context_frames = lambda: context // 2
+        tight = model._aligned_prior_latents(means, log_stddevs, mask, conditioning, starts, segment)
+        assert (tight[1] - expected[1]).abs().max() > 1e-3
+
+
 def test_missing_labels_are_ignored(speech_batch):
     torch.manual_seed(0)
     model = FTVModel(tiny_config()).train()

@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="prepared dataset (datasets.save_to_disk directory)")
     p.add_argument("--split", default="test_unseen", help="split(s), comma separated, e.g. test_seen,test_unseen")
     p.add_argument("--out", type=Path, required=True, help="output directory (reused to resume)")
-    p.add_argument("--max-utterances", type=int, help="per split, picked round-robin over speakers")
+    p.add_argument(
+        "--max-utterances", type=int, help="per split, round-robin over the speakers in a --seed-ed random order"
+    )
     p.add_argument("--recognizer", default="whisper", help="whisper (bundled tiny.en) or wav2vec2 (the paper's)")
     p.add_argument("--recognizer-path", help="local model directory for the recogniser (offline wav2vec2)")
     p.add_argument("--naturalness", default="auto", help="auto, dnsmos, utmos, or a UTMOS hub dir / checkpoint")
