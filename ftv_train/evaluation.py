@@ -53,8 +53,8 @@ logger = logging.getLogger(__name__)
 SYSTEMS: tuple[str, ...] = ("ground_truth", "model", "shuffled_faces", "average_face", "baseline", "copy_synthesis")
 MODEL_SYSTEMS = frozenset({"model", "shuffled_faces", "average_face", "copy_synthesis"})  # made by --model
 SYNTHESIZED_SYSTEMS = MODEL_SYSTEMS | {"baseline"}
-FACE_SYSTEMS = frozenset({"model", "shuffled_faces", "baseline"})  # speak from a photo (their records keep what
-# the face head read from it)
+# Systems that speak from a photo: their records keep the gender the model's face head read from it.
+FACE_SYSTEMS = frozenset({"model", "shuffled_faces", "baseline"})
 SYSTEM_TITLES = {
     "ground_truth": "Ground truth (ceiling)",
     "model": "FTV model",
@@ -339,8 +339,8 @@ class FTVSynthesizer:
         names = self.model.config.attribute_labels.get("gender")
         if self.model.face_attribute_head is None or not names:
             return None
-        embeddings = torch.as_tensor(self.face_embeddings(faces), device=self.device, dtype=self.model.dtype)
-        logits = self.model.face_attributes(embeddings).get("gender")
+        pixels = self.processor(images=list(faces), return_tensors="pt")["pixel_values"].to(self.device)
+        logits = self.model.face_attributes(self.model.get_face_embeddings(pixels)).get("gender")
         return None if logits is None else [names[int(i)] for i in logits.argmax(-1).tolist()]
 
     @torch.inference_mode()
@@ -608,22 +608,22 @@ class Evaluator:
             return split.faces([donors[u.speaker].index for u in batch])
         return None
 
-    def _face_genders(self, system: str, split: SplitData, batch: Sequence[Utterance]) -> list[int] | None:
-        """Dataset gender ids the model's face head predicts from the faces the system used (None if it cannot)."""
+    def _face_genders(self, system: str, split: SplitData, faces: Sequence[Image.Image]) -> list[int] | None:
+        """Dataset gender ids the model's face head reads from the faces the system used (None if it cannot)."""
         predict = getattr(self.synthesizer_for(system), "face_genders", None)
-        faces = self._faces_for(system, split, batch) if predict is not None else None
-        names = predict(faces) if faces is not None else None
+        names = predict(faces) if predict is not None else None
         if names is None:
             return None
         known = [n.lower() for n in split.gender_names]
         return [known.index(n.lower()) if n.lower() in known else -1 for n in names]
 
-    def _synthesize(self, system: str, split: SplitData, batch: Sequence[Utterance]) -> list[np.ndarray]:
+    def _synthesize(
+        self, system: str, split: SplitData, batch: Sequence[Utterance], faces: Sequence[Image.Image] | None
+    ) -> list[np.ndarray]:
         texts = [u.text for u in batch]
         phonemes = [u.phonemes for u in batch]
-        if system in ("model", "baseline", "shuffled_faces"):
-            faces = self._faces_for(system, split, batch)
-            return self.synthesizer_for(system).synthesize(texts, phonemes, faces=faces)
+        if system in FACE_SYSTEMS:
+            return self.synthesizer_for(system).synthesize(texts, phonemes, faces=list(faces or []))
         if system == "average_face":
             emb = np.repeat(self.average_face()[None], len(batch), axis=0)
             return self.synthesizer.synthesize(texts, phonemes, face_embeddings=emb)
@@ -650,6 +650,7 @@ class Evaluator:
         for start in range(0, len(pending), self.config.batch_size):
             batch = pending[start : start + self.config.batch_size]
             wavs: list[np.ndarray | None] = [None] * len(batch)
+            faces = self._faces_for(system, data, batch)  # decoded once: for synthesis and for the face reading
             if system == "ground_truth":
                 wavs = list(data.audio([u.index for u in batch]))
             else:
@@ -659,7 +660,8 @@ class Evaluator:
                         self.stats["reused_audio"] += 1
                 todo = [i for i, w in enumerate(wavs) if w is None]
                 if todo:
-                    new = self._synthesize(system, data, [batch[i] for i in todo])
+                    todo_faces = None if faces is None else [faces[i] for i in todo]
+                    new = self._synthesize(system, data, [batch[i] for i in todo], todo_faces)
                     sr = self.synthesizer_for(system).sampling_rate
                     for i, wav in zip(todo, new):
                         if sr != SAMPLE_RATE:
@@ -673,7 +675,7 @@ class Evaluator:
                 if not path.is_file() or system != "ground_truth":
                     save_wav(path, wav)
             records = self.metrics.score(wavs, batch, system)
-            face_genders = self._face_genders(system, data, batch) if system in FACE_SYSTEMS else None
+            face_genders = self._face_genders(system, data, faces) if faces is not None else None
             for i, (utt, rec) in enumerate(zip(batch, records)):
                 if system in FACE_SYSTEMS:
                     rec["face_gender"] = None if face_genders is None else face_genders[i]
@@ -817,22 +819,20 @@ def score_records(
     else:
         correct, chance = [], []
     genders = [int(r.get("gender", -1)) for r in recs]
+    # Gender agreement, and its two links: the face head reads the gender from the face (against the label), and
+    # the voice follows what it read (the classifier against that reading). None: no face head, or no face.
+    readings = [r.get("face_gender") for r in recs]
+    read = [f is not None and f >= 0 for f in readings]
+    face_correct = [float(f == g) for f, g, ok in zip(readings, genders, read) if ok and g >= 0]
     agree: list[float] = []
     agree_speakers: list[str] = []
+    follows_face: list[float] = []
     if classifier is not None:
         pred = classifier.predict(emb)
         labelled = [(float(p == g), s) for p, g, s in zip(pred, genders, speakers) if g >= 0]
         agree = [a for a, _ in labelled]
         agree_speakers = [s for _, s in labelled]
-    # Gender agreement split into its two links: the face encoder reads the gender from the face (against the
-    # label), and the voice follows what it read (the classifier against the face head's prediction).
-    read = [(r["face_gender"], g) for r, g in zip(recs, genders) if r.get("face_gender") is not None]
-    face_correct = [float(f == g) for f, g in read if f >= 0 and g >= 0]
-    follows_face: list[float] = []
-    if classifier is not None and read:
-        pred = classifier.predict(emb)
-        read_by = [r.get("face_gender") for r in recs]
-        follows_face = [float(p == f) for p, f in zip(pred, read_by) if f is not None and f >= 0]
+        follows_face = [float(p == f) for p, f, ok in zip(pred, readings, read) if ok]
     items = {
         "secs": secs,
         "abx": correct,
