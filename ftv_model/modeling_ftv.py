@@ -524,13 +524,21 @@ class FTVModel(FTVPreTrainedModel):
         photos when people have different numbers of them)."""
         self._check_pixel_values(pixel_values)
         if pixel_values.dim() == 4:
-            return self.face_encoder(pixel_values)
+            return self._encode_faces(pixel_values)
         batch, views = pixel_values.shape[:2]
-        embeddings = self.face_encoder(pixel_values.flatten(0, 1)).view(batch, views, -1)
+        embeddings = self._encode_faces(pixel_values.flatten(0, 1)).view(batch, views, -1)
         if pixel_mask is None:
             return embeddings.mean(dim=1)
         weights = pixel_mask.to(embeddings.dtype).unsqueeze(-1)
         return (embeddings * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+    def _encode_faces(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """F of (N, 3, H, W) faces; outside training with `config.face_flip_average`, the mean over each face and its
+        mirror image (one encoder pass over both)."""
+        if self.training or not getattr(self.config, "face_flip_average", False):
+            return self.face_encoder(pixel_values)
+        both = self.face_encoder(torch.cat([pixel_values, pixel_values.flip(-1)]))
+        return both.view(2, pixel_values.shape[0], -1).mean(dim=0)
 
     def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         size = self.config.image_size

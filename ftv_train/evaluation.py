@@ -44,6 +44,7 @@ from ftv_train.metrics import plots
 from ftv_train.metrics.audio import SAMPLE_RATE, load_audio, save_wav
 from ftv_train.metrics.cer import cer_from_counts, character_errors, load_recognizer
 from ftv_train.metrics.gender import VoiceGenderClassifier, held_out_speaker_accuracy
+from ftv_train.metrics.intervals import proportion_interval, ratio_interval
 from ftv_train.metrics.naturalness import load_naturalness
 from ftv_train.metrics.speaker import SpeakerEncoder, SpeakerReferences, secs_to_references
 from ftv_train.metrics.subgroups import subgroup_table
@@ -87,8 +88,8 @@ class EvalConfig:
     batch_size: int = 8
     device: str = "auto"
     seed: int = 0
-    noise_scale: float = 0.667
-    noise_scale_duration: float = 0.8
+    noise_scale: float | None = None  # None: the model config's own (each model's, for the baseline row)
+    noise_scale_duration: float | None = None
     speaking_rate: float | None = None  # None: the model config's own
     abx_k: int = 3
     refs_per_speaker: int = 5
@@ -300,26 +301,31 @@ class FTVSynthesizer:
         self,
         model_dir: str | Path,
         device: str = "cpu",
-        noise_scale: float = 0.667,
-        noise_scale_duration: float = 0.8,
+        noise_scale: float | None = None,
+        noise_scale_duration: float | None = None,
         seed: int = 0,
         speaking_rate: float | None = None,
     ) -> None:
+        """None: the model config's own setting, as synthesis uses it."""
         from ftv_model import FTVModel, FTVProcessor
 
         self.device = torch.device(device)
         self.model = FTVModel.from_pretrained(str(model_dir)).eval().to(self.device)
         self.processor = FTVProcessor.from_pretrained(str(model_dir))
         self.sampling_rate = int(self.model.config.sampling_rate)
+        config = self.model.config
+        duration_noise = config.noise_scale_duration if noise_scale_duration is None else noise_scale_duration
         self.kwargs: dict[str, Any] = {
-            "noise_scale": noise_scale,
-            "noise_scale_duration": noise_scale_duration,
+            "noise_scale": config.noise_scale if noise_scale is None else noise_scale,
+            "noise_scale_duration": duration_noise,
             "seed": seed,
         }
         if speaking_rate is not None:
             self.kwargs["speaking_rate"] = speaking_rate
         weights = sorted(Path(model_dir).glob("*.safetensors")) or sorted(Path(model_dir).glob("*.bin"))
         stamp = [f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in weights]
+        # the config too: a setting such as face_flip_average changes the voices without touching the weights
+        stamp.append(hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest())
         self.signature = _digest({"model": str(Path(model_dir).resolve()), "weights": stamp, **self.kwargs})
 
     def _text_inputs(self, texts: Sequence[str], phonemes: Sequence[str] | None) -> dict[str, Any]:
@@ -872,12 +878,15 @@ def summarize(recs: Sequence[dict[str, Any]], items: dict[str, list], recognizer
         "secs": _mean(secs),
         "secs_std": float(np.std(secs)) if secs else None,
         "cer": None if math.isnan(cer.cer) else cer.cer,
+        "cer_ci95": ratio_interval([r["cer_errors"] for r in recs], [r["cer_reference_chars"] for r in recs]),
         "cer_errors": cer.errors,
         "cer_reference_chars": cer.reference_chars,
         "naturalness": _mean([r["naturalness"] for r in recs]),
         "abx_accuracy": _mean(items["abx"]),
+        "abx_accuracy_ci95": proportion_interval(items["abx"]),
         "abx_chance": _mean(items["chance"]),
         "gender_agreement": _mean(items["agree"]),
+        "gender_agreement_ci95": proportion_interval(items["agree"]),
         "gender_labelled": len(items["agree"]),
         "gender_agreement_speakers": speaker_majority(items["agree"], items.get("agree_speakers", [])),
         "face_gender_accuracy": _mean(items.get("face_correct", [])),
@@ -892,6 +901,19 @@ def summarize(recs: Sequence[dict[str, Any]], items: dict[str, list], recognizer
 
 def _fmt(value: float | None, spec: str = ".2f", scale: float = 1.0) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value * scale, spec)
+
+
+def _setting(value: float | None) -> str:
+    return "the model's own" if value is None else str(value)
+
+
+def _fmt_ci(value: float | None, interval: Sequence[float] | None, spec: str = ".1%") -> str:
+    """The value and its 95% interval, when there is one: 81.0% (72.2-87.5%)."""
+    text = _fmt(value, spec)
+    if value is None or not interval:
+        return text
+    low, high = format(interval[0], spec), format(interval[1], spec)
+    return f"{text} ({low.rstrip('%')}-{high})"
 
 
 def write_outputs(
@@ -979,8 +1001,8 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
         "- utterances: "
         + ", ".join(f"{s} {results['num_utterances'][s]} ({results['num_speakers'][s]} speakers)" for s in splits),
         f"- speaker encoder: {backends['speaker']}; recogniser: {backends['recognizer']}; naturalness: {nat}",
-        f"- device: {results['device']}; seed {cfg['seed']}; noise_scale {cfg['noise_scale']}, "
-        f"noise_scale_duration {cfg['noise_scale_duration']}; created {results['created']}",
+        f"- device: {results['device']}; seed {cfg['seed']}; noise_scale {_setting(cfg['noise_scale'])}, "
+        f"noise_scale_duration {_setting(cfg['noise_scale_duration'])}; created {results['created']}",
         "",
         "## Objective results (Table 2 layout)",
         "",
@@ -1000,8 +1022,10 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
         o = sysres["overall"]
         row = [sysres["title"]]
         row += [_fmt(sysres["splits"].get(s, {}).get("secs")) for s in splits]
-        row += [_fmt(o["cer"], ".4f"), _fmt(o["naturalness"], ".3f"), _fmt(o["abx_accuracy"], ".1%")]
-        row += [_fmt(o["gender_agreement"], ".1%"), _fmt(o.get("gender_agreement_speakers"), ".1%")]
+        row += [_fmt_ci(o["cer"], o.get("cer_ci95")), _fmt(o["naturalness"], ".3f")]
+        row += [_fmt_ci(o["abx_accuracy"], o.get("abx_accuracy_ci95"))]
+        row += [_fmt_ci(o["gender_agreement"], o.get("gender_agreement_ci95"))]
+        row += [_fmt(o.get("gender_agreement_speakers"), ".1%")]
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
@@ -1011,7 +1035,8 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
         "(lowercase, numbers as words, punctuation removed). ABX: the target speaker's real voice is the nearest "
         f"(cosine) among it and k={cfg['abx_k']} other speakers' real voices. Gender agreement: a voice-gender "
         "classifier on the audio agrees with the speaker's gender label, per utterance and per speaker (the "
-        "majority of a speaker's utterances).",
+        "majority of a speaker's utterances). In brackets: 95% intervals (Wilson for the proportions, a bootstrap over "
+        "utterances for CER), to tell a difference from sampling noise.",
         "",
     ]
     if len(splits) > 1:

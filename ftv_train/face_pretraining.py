@@ -145,7 +145,7 @@ def attribute_accuracy(
     predictions: dict[str, list[torch.Tensor]] = {"gender": [], "race": []}
     for start in range(0, len(first), 128):
         pixels = normalize(faces.images[first[start : start + 128]], processor, device)
-        logits = model.face_attribute_head(model.face_encoder(pixels))
+        logits = model.face_attribute_head(model.get_face_embeddings(pixels))
         for name in predictions:
             predictions[name].append(logits[name].argmax(-1).cpu())
     result = {}

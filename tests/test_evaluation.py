@@ -202,6 +202,10 @@ def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
     assert model["face_gender_accuracy"] == pytest.approx(np.mean([r["face_gender"] == r["gender"] for r in labelled]))
     assert 0 <= model["gender_follows_face"] <= 1 and gt.get("face_gender_accuracy") is None
     assert 0 <= results["gender_classifier"]["held_out_speaker_accuracy"] <= 1
+    # 95% intervals bracket each rate; six utterances leave them wide
+    for name in ("cer", "abx_accuracy", "gender_agreement"):
+        low, high = model[f"{name}_ci95"]
+        assert low <= model[name] <= high and high - low > 0.1
     # files
     assert json.loads((out / "metrics.json").read_text())["systems"].keys() == results["systems"].keys()
     report = (out / "report.md").read_text()
@@ -210,6 +214,8 @@ def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
     for title in ("Ground truth (ceiling)", "faces shuffled", "average face", "Copy synthesis"):
         assert title in report
     assert "Where gender agreement is lost" in report
+    low, high = model["gender_agreement_ci95"]
+    assert f"{model['gender_agreement']:.1%} ({low:.1%}".rstrip("%") + f"-{high:.1%})" in report
     wavs = sorted((out / "audio").rglob("*.wav"))
     assert len(wavs) == 5 * 6
     assert sf.info(str(wavs[0])).samplerate == 16000
@@ -353,3 +359,18 @@ def test_copy_synthesis_row_is_skipped_for_an_inference_only_export(
     )
     results = run_evaluation(config, metrics=metric_suite)
     assert set(results["systems"]) == {"ground_truth"}
+
+
+def test_synthesis_settings_default_to_the_model_config_and_a_config_edit_is_a_new_model(tmp_path: Path) -> None:
+    from .model_fixtures import save_tiny_checkpoint
+
+    checkpoint = save_tiny_checkpoint(tmp_path / "tiny", noise_scale=0.5, noise_scale_duration=0.6)
+    synth = FTVSynthesizer(checkpoint)
+    assert synth.kwargs["noise_scale"] == 0.5 and synth.kwargs["noise_scale_duration"] == 0.6
+    assert FTVSynthesizer(checkpoint, noise_scale=0.3).kwargs["noise_scale"] == 0.3
+    assert FTVSynthesizer(checkpoint).signature == synth.signature  # same files, same cache
+    # an inference setting in config.json (here flip averaging of the face) changes the voices, not the weights:
+    # the cached rows of the model must not be reused
+    config = json.loads((checkpoint / "config.json").read_text())
+    (checkpoint / "config.json").write_text(json.dumps({**config, "face_flip_average": True}))
+    assert FTVSynthesizer(checkpoint).signature != synth.signature

@@ -15,6 +15,7 @@ from ftv_train.metrics.abx import abx_accuracy, distractor_speakers
 from ftv_train.metrics.audio import add_noise, load_audio
 from ftv_train.metrics.cer import character_errors, corpus_cer, load_recognizer, normalize_text, number_to_words
 from ftv_train.metrics.gender import VoiceGenderClassifier, held_out_speaker_accuracy
+from ftv_train.metrics.intervals import proportion_interval, ratio_interval
 from ftv_train.metrics.naturalness import DnsmosScorer, UtmosScorer, load_naturalness
 from ftv_train.metrics.speaker import SpeakerEncoder, SpeakerReferences, secs, secs_to_references
 from ftv_train.metrics.subgroups import subgroup_table
@@ -136,6 +137,31 @@ def test_cer_counts_are_corpus_level() -> None:
     result = corpus_cer(["abcd", "ab"], ["abcd", "xy"], recognizer="test")
     assert result.cer == pytest.approx(2 / 6)
     assert result.recognizer == "test" and result.num_utterances == 2
+
+
+def test_proportion_interval_is_wilsons_and_brackets_the_rate() -> None:
+    low, high = proportion_interval([1.0] * 81 + [0.0] * 19)
+    assert low == pytest.approx(0.7222, abs=1e-4) and high == pytest.approx(0.8749, abs=1e-4)  # Wilson, z = 1.96
+    low, high = proportion_interval([1.0] * 10)
+    assert high == pytest.approx(1.0) and 0.65 < low < 0.75  # stays inside [0, 1] at 100%
+    wide, narrow = proportion_interval([1, 0] * 10), proportion_interval([1, 0] * 1000)
+    assert wide[1] - wide[0] > 5 * (narrow[1] - narrow[0])
+    assert proportion_interval([]) is None
+    with pytest.raises(ValueError, match="0/1"):
+        proportion_interval([0.5, 1.0])
+
+
+def test_cer_interval_is_a_seeded_bootstrap_over_utterances() -> None:
+    rng = np.random.default_rng(0)
+    chars = rng.integers(20, 60, size=100)
+    errors = rng.binomial(chars, 0.1)
+    rate = errors.sum() / chars.sum()
+    low, high = ratio_interval(errors, chars)
+    assert low < rate < high and 0.01 < high - low < 0.05
+    assert ratio_interval(errors, chars) == [low, high]  # deterministic
+    low4, high4 = ratio_interval(np.tile(errors, 4), np.tile(chars, 4))
+    assert high4 - low4 < 0.7 * (high - low)  # four times the utterances: about half the width
+    assert ratio_interval(errors[:1], chars[:1]) is None
 
 
 def test_cer_near_zero_on_real_vctk_with_whisper_tiny(vctk: dict) -> None:

@@ -116,6 +116,27 @@ def test_several_photos_average_their_embeddings():
     torch.testing.assert_close(masked[0], single[0])
 
 
+def test_flip_average_reads_a_face_and_its_mirror_alike_outside_training():
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config(face_flip_average=True)).eval()
+    photos = torch.randn(2, 3, 128, 128)
+    mirrored = photos.flip(-1)
+    with torch.inference_mode():
+        averaged = model.get_face_embeddings(photos)
+        plain = model.face_encoder(photos)
+        several = model.get_face_embeddings(photos.unsqueeze(0))
+    torch.testing.assert_close(averaged, model.get_face_embeddings(mirrored), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(averaged, (plain + model.face_encoder(mirrored)) / 2, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(averaged, plain, atol=1e-3)  # the encoder alone is not mirror-symmetric
+    torch.testing.assert_close(several[0], averaged.mean(0), atol=1e-5, rtol=1e-4)
+    model.train()  # training sees mirrored faces through augmentation, one reading each
+    with torch.no_grad():
+        torch.manual_seed(1)
+        trained = model.get_face_embeddings(photos)
+        torch.manual_seed(1)
+        torch.testing.assert_close(trained, model.face_encoder(photos))
+
+
 def test_training_forward_losses_and_gradients_reach_face_encoder(speech_batch):
     torch.manual_seed(0)
     model = FTVModel(tiny_config()).train()

@@ -6,6 +6,7 @@
 - abx: objective 1-of-(k+1) speaker matching, stand-in for ABX / F2V listening tests
 - gender: voice-gender classifier, stand-in for the gender listening task (Figure 2)
 - subgroups: SECS by gender and race (Table 7)
+- intervals: 95% confidence intervals of the rates (Wilson; bootstrap for CER)
 - plots: t-SNE of speaker embeddings (Figures 3, 6) and bar charts (Figure 4)
 
 Heavy models load only when their class is instantiated, so importing this package is cheap.
