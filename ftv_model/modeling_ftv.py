@@ -535,7 +535,7 @@ class FTVModel(FTVPreTrainedModel):
     def _encode_faces(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """F of (N, 3, H, W) faces; outside training with `config.face_flip_average`, the mean over each face and its
         mirror image (one encoder pass over both)."""
-        if self.training or not getattr(self.config, "face_flip_average", False):
+        if self.training or not self.config.face_flip_average:
             return self.face_encoder(pixel_values)
         both = self.face_encoder(torch.cat([pixel_values, pixel_values.flip(-1)]))
         return both.view(2, pixel_values.shape[0], -1).mean(dim=0)
