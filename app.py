@@ -64,8 +64,16 @@ Example faces: Face Research Lab London Set (DeBruine & Jones, 2017,
 [doi:10.6084/m9.figshare.5047666](https://doi.org/10.6084/m9.figshare.5047666)), licensed
 [CC BY 4.0](https://creativecommons.org/licenses/by/4.0/); the people photographed consented to publication.
 The predicted attributes are the model's guesses from the face, which shape the voice. They are not facts about
-the person and can be wrong.
+the person and can be wrong. Where they are marked calibrated, the probabilities were fitted on faces of people the
+model never trained on, so a reading at 80% is right about 8 times in 10 on such faces.
 """
+
+
+def reading_label(name: str, config: object) -> str:
+    """The face reading's title: says whether its probabilities are calibrated (`face_attribute_temperatures`)."""
+    calibrated = name in (getattr(config, "face_attribute_temperatures", None) or {})
+    return f"Predicted {name} (from the face; {'calibrated' if calibrated else 'uncalibrated'} probabilities)"
+
 
 CSS = """
 .ftv-banner { border: 2px solid #b45309; background: #fffbeb; color: #451a03; border-radius: 8px; padding: 10px 14px; }
@@ -317,8 +325,8 @@ def build_demo(
                         elem_id="ftv-crops",
                     )
                 with gr.Row():
-                    gender = gr.Label(label="Predicted gender (from the face)", num_top_classes=2, elem_id="ftv-gender")
-                    race = gr.Label(label="Predicted race (from the face)", num_top_classes=6, elem_id="ftv-race")
+                    gender = gr.Label(label=reading_label("gender", config), num_top_classes=2, elem_id="ftv-gender")
+                    race = gr.Label(label=reading_label("race", config), num_top_classes=6, elem_id="ftv-race")
         gr.Examples(
             examples=[[str(EXAMPLES_DIR / name), sentence] for name, sentence in EXAMPLES],
             inputs=[photo, text],

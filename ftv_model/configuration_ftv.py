@@ -84,6 +84,11 @@ class FTVConfig(PretrainedConfig):
 
     Inference: `cpu_bfloat16_decoder` runs the HiFi-GAN decoder in bfloat16 on CPUs with native bf16 (AVX512-BF16 /
     AMX): about half the decoder time for a difference of about -40 dB against float32. Off by default.
+    `face_attribute_temperatures` ({"gender": T, ...}) divide the face attribute head's logits outside training
+    (temperature scaling), so the probabilities a user sees are calibrated: a head trained to saturation reads
+    wrong faces at 0.9 confidence. `train/calibrate_face_head.py` fits them on held-out identities
+    (``validation_unseen``); None or a missing name means 1 (uncalibrated). The argmax, and so the voice, never
+    changes.
     """
 
     model_type = "ftv"
@@ -187,6 +192,7 @@ class FTVConfig(PretrainedConfig):
         noise_scale_duration: float = 0.8,
         max_input_length: int = 1200,
         cpu_bfloat16_decoder: bool = False,
+        face_attribute_temperatures: dict[str, float] | None = None,
         inference_only: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -313,6 +319,10 @@ class FTVConfig(PretrainedConfig):
         self.noise_scale_duration = noise_scale_duration
         self.max_input_length = max_input_length
         self.cpu_bfloat16_decoder = cpu_bfloat16_decoder
+        self.face_attribute_temperatures = dict(face_attribute_temperatures or {})
+        bad = {name: t for name, t in self.face_attribute_temperatures.items() if not float(t) > 0}
+        if bad:
+            raise ValueError(f"face_attribute_temperatures must be positive, got {bad}.")
         self.inference_only = inference_only
         super().__init__(**kwargs)
 

@@ -61,7 +61,8 @@ class FTVModelOutput(ModelOutput):
     sequence_lengths: (B,) valid samples per item.
     spectrogram: (B, flow_size, frames) decoder input latents.
     face_embedding: (B, face_embedding_size) F (averaged over photos when several are given).
-    attribute_logits: {"gender": (B, 2), "race": (B, 6)} from the face attribute head (empty when switched off).
+    attribute_logits: {"gender": (B, 2), "race": (B, 6)} from the face attribute head (empty when switched off),
+        divided by the calibration temperatures (`config.face_attribute_temperatures`): their softmax is calibrated.
     durations: (B, T_text) frames per input token.
     """
 
@@ -580,8 +581,17 @@ class FTVModel(FTVPreTrainedModel):
         return face_embeddings, global_conditioning
 
     def face_attributes(self, face_embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Face attribute head logits ({} when the head is switched off)."""
+        """Face attribute head logits ({} when the head is switched off): raw, as the attribute loss trains them."""
         return {} if self.face_attribute_head is None else self.face_attribute_head(face_embeddings)
+
+    def calibrated_face_attributes(self, face_embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Face attribute logits divided by `config.face_attribute_temperatures` (fitted on held-out identities), so
+        their softmax is a calibrated probability; what inference returns and the demo shows."""
+        temperatures = self.config.face_attribute_temperatures
+        return {
+            name: logits / float(temperatures.get(name, 1.0))
+            for name, logits in self.face_attributes(face_embeddings).items()
+        }
 
     # ------------------------------------------------------------------ text
 
@@ -732,7 +742,7 @@ class FTVModel(FTVPreTrainedModel):
             sequence_lengths=frame_lengths * self.config.hop_length,
             spectrogram=latents,
             face_embedding=face,
-            attribute_logits=self.face_attributes(face),
+            attribute_logits=self.calibrated_face_attributes(face),
             durations=durations.squeeze(1),
         )
 
@@ -787,7 +797,7 @@ class FTVModel(FTVPreTrainedModel):
             sequence_lengths=frame_lengths * hop,
             spectrogram=means,
             face_embedding=face,
-            attribute_logits=self.face_attributes(face),
+            attribute_logits=self.calibrated_face_attributes(face),
         )
 
     # ------------------------------------------------------------------ training

@@ -115,7 +115,8 @@ class PrepareConfig:
     language: str = "en-us"
     validation_fraction: float = 0.1
     test_seen_fraction: float = 0.05
-    unseen_speaker_fraction: float = 0.1
+    unseen_speaker_fraction: float = 0.1  # speakers held out from training (validation_unseen + test_unseen)
+    validation_unseen_share: float = 0.5  # of the held-out speakers: validation_unseen (ftv_train.splits)
     lrs3_subsets: tuple[str, ...] = ("trainval", "test")
     limit: int | None = None
     retry_skipped: bool = False
@@ -583,6 +584,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         validation_fraction=config.validation_fraction,
         test_seen_fraction=config.test_seen_fraction,
         unseen_speaker_fraction=config.unseen_speaker_fraction,
+        validation_unseen_share=config.validation_unseen_share,
     )
     by_split: dict[str, list[dict]] = {split: [] for split in SPLITS}
     for meta in kept:  # kept is in id order, so every split is too

@@ -5,7 +5,7 @@ depends on the layout goes through this module, so the schema is written down on
 
 Layout of ``OUT/`` (a `datasets.DatasetDict` written with ``save_to_disk(OUT)``)::
 
-    OUT/dataset_dict.json, OUT/{train,validation,test_seen,test_unseen}/   the four splits
+    OUT/dataset_dict.json, OUT/{train,validation,validation_unseen,test_seen,test_unseen}/   the five splits
     OUT/report.json                                                        statistics (see below)
     OUT/.work/                                                             resumable per-item cache (deletable)
 
@@ -13,8 +13,11 @@ Splits (deterministic from ``--seed``):
 
 - ``train`` / ``validation``: utterances of the training speakers, 9:1 by utterance;
 - ``test_seen``: held-out utterances of training speakers (every such speaker keeps utterances in ``train``);
-- ``test_unseen``: every utterance of speakers that appear in no other split (LRS3's ``test/`` speakers, or a
-  seeded fraction of the speakers for other sources).
+- ``validation_unseen`` / ``test_unseen``: every utterance of speakers that appear in no other split, in two
+  disjoint sets of speakers (`ftv_train.splits`): ``validation_unseen`` for every choice made during development
+  (early stopping, recipe comparisons, calibration), ``test_unseen`` (LRS3's ``test/`` speakers, or a seeded share
+  of the held-out speakers) scored once per released checkpoint. Datasets written before ``validation_unseen``
+  existed load without it.
 
 On small corpora each split gets at least one utterance when that is possible (``test_unseen`` needs two or more
 speakers, ``test_seen`` a speaker with two or more utterances).
@@ -64,6 +67,7 @@ __all__ = [
     "MISSING_LABEL",
     "REPORT_NAME",
     "SAMPLE_RATE",
+    "REQUIRED_SPLITS",
     "SPLITS",
     "PreparedDatasetError",
     "decode_audio",
@@ -74,7 +78,9 @@ __all__ = [
 ]
 
 SAMPLE_RATE = 16000
-SPLITS = ("train", "validation", "test_seen", "test_unseen")
+SPLITS = ("train", "validation", "validation_unseen", "test_seen", "test_unseen")
+# validation_unseen came later (ftv_train.splits): a dataset written before it still loads, without that split
+REQUIRED_SPLITS = ("train", "validation", "test_seen", "test_unseen")
 REPORT_NAME = "report.json"
 COLUMNS = ("id", "speaker", "text", "phonemes", "audio", "duration", "faces", "num_views", "gender", "race")
 
@@ -169,11 +175,11 @@ def load_prepared_dataset(path: str | os.PathLike[str], decode_audio: bool = Tru
             "make one with `python train/prepare_data.py --source ... --root ... --out DIR`."
         )
     dataset = load_from_disk(str(root))
-    missing_splits = [split for split in SPLITS if split not in dataset]
+    missing_splits = [split for split in REQUIRED_SPLITS if split not in dataset]
     if missing_splits:
         raise PreparedDatasetError(f"{root} lacks the splits {missing_splits}; rerun train/prepare_data.py.")
     expected = FEATURES
-    for split in SPLITS:
+    for split in (split for split in SPLITS if split in dataset):
         columns = dataset[split].column_names
         missing = [column for column in COLUMNS if column not in columns]
         if missing:

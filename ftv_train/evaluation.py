@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from ftv_train.metrics import abx as abx_metric
 from ftv_train.metrics import plots
 from ftv_train.metrics.audio import SAMPLE_RATE, load_audio, save_wav
+from ftv_train.metrics.calibration import expected_calibration_error
 from ftv_train.metrics.cer import cer_from_counts, character_errors, load_recognizer
 from ftv_train.metrics.gender import VoiceGenderClassifier, held_out_speaker_accuracy
 from ftv_train.metrics.intervals import proportion_interval, ratio_interval
@@ -114,6 +115,12 @@ class EvalConfig:
             self.systems = [s for s in self.systems if s != "baseline"]
         if not self.systems:
             raise ValueError("Nothing to evaluate: give --model or --baseline-model, or keep the ground_truth row.")
+        if self.gender_classifier is None and self.gender_fit_split in self.splits:
+            raise ValueError(
+                f"The voice-gender classifier would be fitted on {self.gender_fit_split!r}, which is also scored: "
+                "its agreement there would be measured on the speech it learnt from. Fit it on a training split "
+                "(--gender-fit-split train) or score other splits."
+            )
 
 
 def resolve_device(device: str) -> str:
@@ -339,15 +346,18 @@ class FTVSynthesizer:
         return self.model.get_face_embeddings(pixels).float().cpu().numpy()
 
     @torch.inference_mode()
-    def face_genders(self, faces: Sequence[Image.Image]) -> list[str] | None:
-        """The gender the model's face attribute head reads from each face (None without one): the voice can only
-        follow the face as far as the face encoder gets the gender right."""
+    def face_genders(self, faces: Sequence[Image.Image]) -> list[tuple[str, float]] | None:
+        """The gender the model's face attribute head reads from each face, with its calibrated probability (None
+        without a head): the voice can only follow the face as far as the face encoder gets the gender right."""
         names = self.model.config.attribute_labels.get("gender")
         if self.model.face_attribute_head is None or not names:
             return None
         pixels = self.processor(images=list(faces), return_tensors="pt")["pixel_values"].to(self.device)
-        logits = self.model.face_attributes(self.model.get_face_embeddings(pixels)).get("gender")
-        return None if logits is None else [names[int(i)] for i in logits.argmax(-1).tolist()]
+        logits = self.model.calibrated_face_attributes(self.model.get_face_embeddings(pixels)).get("gender")
+        if logits is None:
+            return None
+        confidence, index = logits.float().softmax(-1).max(-1)
+        return [(names[int(i)], float(c)) for i, c in zip(index.tolist(), confidence.tolist())]
 
     @torch.inference_mode()
     def synthesize(
@@ -614,14 +624,21 @@ class Evaluator:
             return split.faces([donors[u.speaker].index for u in batch])
         return None
 
-    def _face_genders(self, system: str, split: SplitData, faces: Sequence[Image.Image]) -> list[int] | None:
-        """Dataset gender ids the model's face head reads from the faces the system used (None if it cannot)."""
+    def _face_genders(
+        self, system: str, split: SplitData, faces: Sequence[Image.Image]
+    ) -> list[tuple[int, float | None]] | None:
+        """(dataset gender id, calibrated confidence) the model's face head reads from the faces the system used
+        (None if it cannot; a synthesizer that reads only names gives no confidence)."""
         predict = getattr(self.synthesizer_for(system), "face_genders", None)
-        names = predict(faces) if predict is not None else None
-        if names is None:
+        readings = predict(faces) if predict is not None else None
+        if readings is None:
             return None
         known = [n.lower() for n in split.gender_names]
-        return [known.index(n.lower()) if n.lower() in known else -1 for n in names]
+        out = []
+        for reading in readings:
+            name, confidence = reading if isinstance(reading, tuple) else (reading, None)
+            out.append((known.index(name.lower()) if name.lower() in known else -1, confidence))
+        return out
 
     def _synthesize(
         self, system: str, split: SplitData, batch: Sequence[Utterance], faces: Sequence[Image.Image] | None
@@ -684,7 +701,8 @@ class Evaluator:
             face_genders = self._face_genders(system, data, faces) if faces is not None else None
             for i, (utt, rec) in enumerate(zip(batch, records)):
                 if system in FACE_SYSTEMS:
-                    rec["face_gender"] = None if face_genders is None else face_genders[i]
+                    rec["face_gender"] = None if face_genders is None else face_genders[i][0]
+                    rec["face_gender_confidence"] = None if face_genders is None else face_genders[i][1]
                 if system in SYNTHESIZED_SYSTEMS:
                     rec["synthesis"] = self.synthesizer_for(system).signature
                 self.cache.save(self.cache.record_path(system, utt), rec)
@@ -774,6 +792,7 @@ class Evaluator:
                 "agree": [],
                 "agree_speakers": [],
                 "face_correct": [],
+                "face_confidence": [],
                 "follows_face": [],
             }
             per_split = {}
@@ -830,6 +849,9 @@ def score_records(
     readings = [r.get("face_gender") for r in recs]
     read = [f is not None and f >= 0 for f in readings]
     face_correct = [float(f == g) for f, g, ok in zip(readings, genders, read) if ok and g >= 0]
+    confidences = [r.get("face_gender_confidence") for r in recs]
+    scored = [(c, float(f == g)) for c, f, g, ok in zip(confidences, readings, genders, read) if ok and g >= 0]
+    face_confidence = [c for c, _ in scored if c is not None] if all(c is not None for c, _ in scored) else []
     agree: list[float] = []
     agree_speakers: list[str] = []
     follows_face: list[float] = []
@@ -848,6 +870,7 @@ def score_records(
         "agree": agree,
         "agree_speakers": agree_speakers,
         "face_correct": face_correct,
+        "face_confidence": face_confidence,
         "follows_face": follows_face,
     }
     recognizer = recs[0].get("recognizer_backend", "unknown")
@@ -867,6 +890,16 @@ def speaker_majority(agree: Sequence[float], speakers: Sequence[str]) -> float |
 
 def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if len(values) else None
+
+
+def _face_calibration(confidences: Sequence[float], correct: Sequence[float]) -> dict[str, Any]:
+    """The face head's calibration: its mean confidence against how often it is right, and the ECE (10 bins)."""
+    if not confidences or len(confidences) != len(correct):
+        return {"face_gender_mean_confidence": None, "face_gender_ece": None}
+    return {
+        "face_gender_mean_confidence": _mean(confidences),
+        "face_gender_ece": expected_calibration_error(confidences, correct),
+    }
 
 
 def summarize(recs: Sequence[dict[str, Any]], items: dict[str, list], recognizer: str) -> dict[str, Any]:
@@ -890,6 +923,8 @@ def summarize(recs: Sequence[dict[str, Any]], items: dict[str, list], recognizer
         "gender_labelled": len(items["agree"]),
         "gender_agreement_speakers": speaker_majority(items["agree"], items.get("agree_speakers", [])),
         "face_gender_accuracy": _mean(items.get("face_correct", [])),
+        "face_gender_accuracy_ci95": proportion_interval(items.get("face_correct", [])),
+        **_face_calibration(items.get("face_confidence", []), items.get("face_correct", [])),
         "gender_follows_face": _mean(items.get("follows_face", [])),
         "mean_duration_s": _mean([r["duration_s"] for r in recs]),
     }
@@ -1055,14 +1090,15 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
         lines += [
             "## Where gender agreement is lost",
             "",
-            "| System | Face head reads the label's gender | Voice classed as the gender the face head read | "
-            "Gender agreement |",
-            "|---|---|---|---|",
+            "| System | Face head reads the label's gender | Its mean confidence | Its ECE | "
+            "Voice classed as the gender the face head read | Gender agreement |",
+            "|---|---|---|---|---|---|",
         ]
         for sysres in read.values():
             o = sysres["overall"]
             lines.append(
-                f"| {sysres['title']} | {_fmt(o['face_gender_accuracy'], '.1%')} | "
+                f"| {sysres['title']} | {_fmt_ci(o['face_gender_accuracy'], o.get('face_gender_accuracy_ci95'))} | "
+                f"{_fmt(o.get('face_gender_mean_confidence'), '.3f')} | {_fmt(o.get('face_gender_ece'), '.3f')} | "
                 f"{_fmt(o.get('gender_follows_face'), '.1%')} | {_fmt(o['gender_agreement'], '.1%')} |"
             )
         lines += [
@@ -1070,7 +1106,9 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
             "The model's face attribute head on the face each system spoke from (for shuffled faces, another "
             "speaker's), against the speaker's label, and the voice-gender classifier against that reading. The "
             "voice can follow the face only as far as the face encoder reads it: when both are high, agreement is "
-            "about their product.",
+            "about their product. Its confidence is the probability it gives the gender it read, after the model's "
+            "calibration (`face_attribute_temperatures`, fitted on validation_unseen by train/calibrate_face_head.py); "
+            "ECE: the gap between confidence and accuracy over 10 equal-width confidence bins (0 is perfect).",
             "",
         ]
     lines += ["## Speaker similarity across gender and race (Table 7 layout)", ""]

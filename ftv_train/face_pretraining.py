@@ -55,7 +55,8 @@ class FacePretrainConfig:
     face_drop_path_rate: float | None = None  # regularisation for this stage (None: the model config's)
     face_dropout: float | None = None
     train_split: str = "train"
-    eval_split: str = "test_unseen"  # identities never trained on: the accuracy reported is on unseen faces
+    # identities never trained on, and never the final score's: the accuracy this stage monitors is for choices
+    eval_split: str = "validation_unseen"
     steps: int = 1500
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -162,7 +163,9 @@ FACE_BRANCH = ("face_encoder.", "face_attribute_head.")
 FACE_BRANCH_FILE = "face_branch.safetensors"
 
 
-def write_face_pack(data: str | Path, out: str | Path, splits: tuple[str, ...] = ("train", "test_unseen")) -> Path:
+def write_face_pack(
+    data: str | Path, out: str | Path, splits: tuple[str, ...] = ("train", "validation_unseen")
+) -> Path:
     """Every identity's face views and labels from a prepared dataset in one small .npz (JPEG bytes), so the stage
     can run where the dataset (with its audio) is not, e.g. on a GPU machine."""
     dataset = load_prepared_dataset(data, decode_audio=False, decode_faces=False)

@@ -121,10 +121,41 @@ def _loss_formula(weights: dict[str, float] | None, adversarial: bool = True) ->
     )
 
 
-def build_model_card(info: dict[str, Any]) -> str:
+FOLDER_CONTENTS = ("training", "inference")
+
+
+def files_sentence(holds: str = "training") -> str:
+    """What the card says the folder holds: a training export (train.py's final/: model, processor and
+    `discriminator/`) or an inference-only one (`python -m ftv_model.export_inference`: no discriminator, no
+    posterior encoder)."""
+    if holds == "training":
+        return (
+            "The files hold the generator (`FTVModel`), its processor (`FTVProcessor`) and, under `discriminator/`, "
+            "the GAN discriminator, so training can be continued (`train/train.py --init`)."
+        )
+    if holds == "inference":
+        from ftv_model.export_inference import FILES_SENTENCE
+
+        return FILES_SENTENCE
+    raise ValueError(f"holds must be one of {', '.join(FOLDER_CONTENTS)}, got {holds!r}")
+
+
+def _folder_holds(directory: Path) -> str:
+    """What `directory` holds: an inference-only export (its config says inference_only) or a training one."""
+    try:
+        config = json.loads((directory / "config.json").read_text())
+    except (OSError, ValueError):
+        return "training"
+    return "inference" if config.get("inference_only") else "training"
+
+
+def build_model_card(info: dict[str, Any], holds: str = "training") -> str:
     """README.md text. `info` keys (all optional): repo_id, steps, max_steps, epochs, global_batch_size,
     batch_size, num_processes, gradient_accumulation_steps, mixed_precision, device, learning_rate, hours,
-    metrics (name -> value), dataset_report, data_path, ablations (name -> value), init, loss_weights, config."""
+    metrics (name -> value), dataset_report, data_path, ablations (name -> value), init, loss_weights, config.
+    `holds` says what the folder holds ("training": with `discriminator/`; "inference": an inference-only export),
+    for the card's sentence on its files."""
+    files = files_sentence(holds)
     metrics = dict(info.get("metrics") or {})
     metrics_step = metrics.pop("step", None)
     ablations = info.get("ablations") or {}
@@ -193,8 +224,7 @@ def build_model_card(info: dict[str, Any]) -> str:
 This model speaks typed text in a voice inferred from a photo of a face. It implements *{PAPER_TITLE}*
 ({PAPER_AUTHORS}): a VITS text-to-speech backbone conditioned on a face embedding from a NesT face encoder with
 facial granularity aggregation, trained with bilateral (face and audio) gender/race attribute losses and
-multi-view face augmentation. The files hold the generator (`FTVModel`), its processor (`FTVProcessor`) and, under
-`discriminator/`, the GAN discriminator, so training can be continued (`train/train.py --init`).
+multi-view face augmentation. {files}
 
 ## Usage
 
@@ -262,11 +292,12 @@ Jeon, Kim, Lee, Kim, Lee. {PAPER_TITLE}.
 """
 
 
-def write_model_card(directory: str | Path, info: dict[str, Any]) -> Path:
-    """Write README.md (the card) and training_info.json (the same facts, machine-readable) into `directory`."""
+def write_model_card(directory: str | Path, info: dict[str, Any], holds: str = "training") -> Path:
+    """Write README.md (the card) and training_info.json (the same facts, machine-readable) into `directory`;
+    `holds`: what the folder holds (see `build_model_card`)."""
     directory = Path(directory)
     path = directory / "README.md"
-    path.write_text(build_model_card(info), encoding="utf-8")
+    path.write_text(build_model_card(info, holds), encoding="utf-8")
     serializable = {key: value for key, value in info.items() if key != "dataset_report"}
     (directory / "training_info.json").write_text(json.dumps(serializable, indent=2, default=str), encoding="utf-8")
     return path
@@ -279,7 +310,8 @@ def push_to_hub(
     commit_message: str | None = None,
     token: str | None = None,
 ) -> str:
-    """Upload an export folder (model, processor, discriminator/, README.md) to a Hub model repo; returns its URL.
+    """Upload an export folder (model, processor, README.md, and discriminator/ unless it is an inference-only
+    export) to a Hub model repo; returns its URL.
 
     The card's usage snippet is rewritten with the repo id first. The token comes from `token`, `HF_TOKEN` or
     `huggingface-cli login`.
@@ -294,7 +326,7 @@ def push_to_hub(
         report_path = Path(info.get("data_path") or "") / "report.json"
         if info.get("data_path") and report_path.is_file():
             info["dataset_report"] = json.loads(report_path.read_text())
-        write_model_card(directory, info)
+        write_model_card(directory, info, holds=_folder_holds(directory))
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     commit = api.upload_folder(

@@ -76,9 +76,15 @@ from ftv_train.atomic import atomic_directory
 from ftv_train.audio_checks import fit_peak
 from ftv_train.data_preparation import PrepareConfig, _report, _write_dataset
 from ftv_train.dataset_format import REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
+from ftv_train.face_dedup import (
+    PHASH_MAX_DISTANCE,
+    THUMBNAIL_MIN_CORRELATION,
+    find_duplicate_groups,
+    resolve_duplicates,
+)
 from ftv_train.parallel import map_with_workers
 from ftv_train.prompts import PROMPTS
-from ftv_train.splits import assign_splits
+from ftv_train.splits import HELD_OUT_SPLITS, assign_splits
 
 __all__ = [
     "APT_PACKAGES",
@@ -90,6 +96,7 @@ __all__ = [
     "EngineUnavailableError",
     "Identity",
     "OfflineCorpusConfig",
+    "SplitPlan",
     "VoiceParams",
     "build_offline_corpus",
     "build_speaker",
@@ -97,6 +104,7 @@ __all__ = [
     "discover_identities",
     "estimate_f0",
     "identity_views",
+    "plan_splits",
     "synthesize_base",
     "transform_voice",
     "voice_params",
@@ -726,6 +734,80 @@ def _dnsmos(metas: list[dict], work: Path, config: OfflineCorpusConfig) -> dict[
     }
 
 
+def _prepare_config(config: OfflineCorpusConfig) -> PrepareConfig:
+    """The data-preparation settings the corpus shares (split fractions, writer, report)."""
+    return PrepareConfig(
+        source="offline",
+        root=str(config.faces),
+        out=str(config.out),
+        detector="dlib",
+        labeler="none",
+        views=VIEWS,
+        face_size=config.face_size,
+        margin=config.margin,
+        seed=config.seed,
+        workers=config.workers,
+        progress=config.progress,
+    )
+
+
+@dataclass
+class SplitPlan:
+    """Which utterance goes to which split, and which identities are dropped as duplicates of another's photo."""
+
+    assignment: dict[str, str]  # utterance id -> split, for every discovered identity
+    speaker_split: dict[str, str]  # speaker -> "training" or the held-out split it is in
+    removed: set[str]
+    duplicate_groups: list[dict]
+
+    def report(self) -> dict[str, Any]:
+        removed_by_split = Counter(self.speaker_split[s] for s in self.removed)
+        return {
+            "method": (
+                f"SHA-256, or phash within {PHASH_MAX_DISTANCE} bits and 32x32 grey correlation >= "
+                f"{THUMBNAIL_MIN_CORRELATION} (ftv_train.face_dedup)"
+            ),
+            "groups": len(self.duplicate_groups),
+            "removed_identities": len(self.removed),
+            "removed_by_split": dict(sorted(removed_by_split.items())),
+            "conflicting_label_groups": sum(g["conflicting_labels"] for g in self.duplicate_groups),
+            "details": self.duplicate_groups,
+        }
+
+
+def plan_splits(identities: list[Identity], config: OfflineCorpusConfig) -> SplitPlan:
+    """Split every discovered identity, then drop duplicate photos' identities (`ftv_train.face_dedup`).
+
+    The held-out draw is made over the discovered identities, so a corpus built before deduplication existed keeps
+    its held-out identities (a model trained on it stays scorable); every duplicate group is then resolved before
+    any split is written, keeping its one identity in training when one of its copies is there, so no photo of a
+    held-out identity is also a training photo."""
+    shared = _prepare_config(config)
+    items = [(f"{i.speaker}/{n:02d}", i.speaker, False) for i in identities for n in range(config.sentences)]
+    assignment = assign_splits(
+        items,
+        seed=config.seed,
+        validation_fraction=shared.validation_fraction,
+        test_seen_fraction=shared.test_seen_fraction,
+        unseen_speaker_fraction=shared.unseen_speaker_fraction,
+        validation_unseen_share=shared.validation_unseen_share,
+    )
+    speaker_split: dict[str, str] = {}
+    for item_id, speaker, _ in items:
+        split = assignment[item_id]
+        speaker_split[speaker] = split if split in HELD_OUT_SPLITS else "training"
+    groups = find_duplicate_groups((i.speaker, path) for i in identities for path in i.images)
+    by_speaker = {i.speaker: i for i in identities}
+    removed, rows = resolve_duplicates(
+        groups,
+        labels=lambda s: (by_speaker[s].gender, by_speaker[s].race),
+        in_training=lambda s: speaker_split[s] == "training",
+    )
+    for row in rows:
+        row["splits"] = [speaker_split[s] for s in row["speakers"]]
+    return SplitPlan(assignment, speaker_split, removed, rows)
+
+
 def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
     """Build the corpus (resumable per speaker) and write ``config.out`` + ``report.json``; returns the report."""
     start = time.monotonic()
@@ -740,32 +822,16 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
     metas = _build_all(identities, config, work)
     build_seconds = time.monotonic() - build_start
 
+    shared = _prepare_config(config)
+    plan = plan_splits(identities, config)
+    metas = [meta for meta in metas if meta["identity"]["speaker"] not in plan.removed]
     kept, folders = [], {}
     for meta in metas:
         for utterance in meta["utterances"]:
             kept.append(utterance)
             folders[utterance["id"]] = work / meta["identity"]["speaker"] / utterance["folder"]
     kept.sort(key=lambda m: m["id"])
-    shared = PrepareConfig(
-        source="offline",
-        root=str(config.faces),
-        out=str(config.out),
-        detector="dlib",
-        labeler="none",
-        views=VIEWS,
-        face_size=config.face_size,
-        margin=config.margin,
-        seed=config.seed,
-        workers=config.workers,
-        progress=config.progress,
-    )
-    assignment = assign_splits(
-        [(m["id"], m["speaker"], False) for m in kept],
-        seed=config.seed,
-        validation_fraction=shared.validation_fraction,
-        test_seen_fraction=shared.test_seen_fraction,
-        unseen_speaker_fraction=shared.unseen_speaker_fraction,
-    )
+    assignment = plan.assignment
     by_split: dict[str, list[dict]] = {split: [] for split in SPLITS}
     for meta in kept:
         by_split[assignment[meta["id"]]].append(meta)
@@ -782,6 +848,7 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
         f0_by_gender[GENDER_LABELS[gender] if gender != MISSING_LABEL else "missing"].append(meta["voice"]["f0"])
     report["offline"] = {
         "identities": dict(sorted(Counter(m["identity"]["source"] for m in metas).items())),
+        "duplicates": plan.report(),
         "licences": {source: LICENCES[source] for source in sorted({m["identity"]["source"] for m in metas})},
         "sentences_per_speaker": config.sentences,
         "base_voices": dict(sorted(Counter(m["voice"]["base"] for m in metas).items())),

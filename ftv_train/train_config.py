@@ -105,7 +105,10 @@ class TrainConfig:
 
     # ---- data ----------------------------------------------------------------------------------------------
     train_split: str = "train"
-    eval_split: str = "validation"
+    eval_split: str = "validation"  # losses on held-out utterances of training identities
+    # identities no training stage sees: the face head's accuracy on them (val/heldout_face_*_accuracy) is the figure
+    # for model selection; None, or a dataset without the split, skips it
+    heldout_split: str | None = "validation_unseen"
     num_workers: int = 4
     prefetch_factor: int = 2
     bucket_batches: int = 32  # length buckets are formed within random chunks of this many batches

@@ -63,6 +63,7 @@ from ftv_train.collate import (
 )
 from ftv_train.dataset_format import PreparedDatasetError, load_prepared_dataset
 from ftv_train.model_card import push_to_hub, write_model_card
+from ftv_train.splits import TRAINING_SPLITS
 from ftv_train.train_config import LOSS_WEIGHT_FIELDS, ConfigError, TrainConfig, parse_config
 
 logger = logging.getLogger("ftv_train")
@@ -675,6 +676,34 @@ class Trainer:
                 config.seed,
                 pin,
             )
+        self.heldout_loader = None
+        heldout = config.heldout_split
+        if heldout and heldout in dataset and self.model_config.use_face_attribute_head:
+            heldout_selection = select_items(dataset[heldout], **select)
+            self.info(f"held-out identities ({heldout}): {heldout_selection.summary()}")
+            if len(heldout_selection) > 0:
+                heldout_items = FaceSpeechItems(
+                    dataset[heldout], heldout_selection, model_config.sampling_rate, multiview=False
+                )
+                heldout_sampler = FixedBatchSampler(
+                    heldout_selection.seconds,
+                    config.batch_size,
+                    config.eval_batches,
+                    accelerator.num_processes,
+                    accelerator.process_index,
+                    config.seed,
+                )
+                self.heldout_loader = build_dataloader(
+                    heldout_items,
+                    heldout_sampler,
+                    collator,
+                    min(config.num_workers, 2),
+                    config.prefetch_factor,
+                    config.seed,
+                    pin,
+                )
+        elif heldout and heldout not in dataset:
+            self.info(f"no {heldout} split in {config.data}: no held-out face accuracy (rebuild the dataset)")
         self.samples: list[dict[str, Any]] = []
         if self.is_main:
             source = self.eval_items if len(self.eval_items) else self.train_items
@@ -1103,13 +1132,47 @@ class Trainer:
         batches = max(values[len(EVAL_VALUES)], 1.0)
         metrics = {f"val/{name}": values[i] / batches for i, name in enumerate(EVAL_VALUES)}
         offset = len(EVAL_VALUES) + 1
+        # the eval split's identities are training identities: its face accuracy says so in its name
+        suffix = "_training_identities" if self.config.eval_split in TRAINING_SPLITS else ""
         for i, name in enumerate(attributes):
             correct, labelled = values[offset + 2 * i], values[offset + 2 * i + 1]
             if labelled and self.model_config.use_face_attribute_head:
-                metrics[f"val/face_{name}_accuracy"] = correct / labelled
+                metrics[f"val/face_{name}_accuracy{suffix}"] = correct / labelled
+        metrics.update(self._heldout_face_accuracy(model, attributes))
         accelerator.log(metrics, step=step)
         self.metrics = {**metrics, "step": step}
         return metrics
+
+    @torch.no_grad()
+    def _heldout_face_accuracy(self, model: Any, attributes: list[str]) -> dict[str, float]:
+        """The face head's accuracy on identities no training stage sees (`heldout_split`): the face path only."""
+        if self.heldout_loader is None:
+            return {}
+        accelerator, device = self.accelerator, self.accelerator.device
+        totals = torch.zeros(2 * len(attributes), device=device)
+        model.eval()
+        try:
+            for batch in self.heldout_loader:
+                batch = send_to_device(batch, device, non_blocking=True)
+                face = model.get_face_embeddings(batch["pixel_values"], batch.get("pixel_mask"))
+                logits = model.face_attributes(face)
+                parts = []
+                for name in attributes:
+                    labels = batch[f"{name}_labels"]
+                    labelled = labels != -100
+                    read = logits.get(name)
+                    correct = (read.argmax(-1) == labels) & labelled if read is not None else labelled & False
+                    parts.append(torch.stack([correct.sum().float(), labelled.sum().float()]))
+                totals += torch.cat(parts)
+        finally:
+            model.train()
+        totals = accelerator.reduce(totals, reduction="sum") if accelerator.num_processes > 1 else totals
+        values = totals.tolist()
+        return {
+            f"val/heldout_face_{name}_accuracy": values[2 * i] / values[2 * i + 1]
+            for i, name in enumerate(attributes)
+            if values[2 * i + 1]
+        }
 
     @torch.no_grad()
     def _log_media(self, step: int) -> None:

@@ -27,6 +27,7 @@ from ftv_model.face_detection import FaceDetector
 from ftv_train.audio_checks import AudioRejected, check_audio, fit_peak, normalize_loudness
 from ftv_train.data_preparation import PrepareConfig, clean_transcript, prepare
 from ftv_train.dataset_format import (
+    REQUIRED_SPLITS,
     SAMPLE_RATE,
     SPLITS,
     PreparedDatasetError,
@@ -254,9 +255,10 @@ def test_labels_propagate_per_speaker(grid_prepared: Path) -> None:
 def test_splits_are_speaker_disjoint_and_non_empty(grid_prepared: Path) -> None:
     dataset = load_prepared_dataset(grid_prepared)
     speakers = {split: set(dataset[split]["speaker"]) for split in SPLITS}
-    assert all(len(dataset[split]) > 0 for split in SPLITS), {s: len(dataset[s]) for s in SPLITS}
+    # three speakers: one is held out, as test_unseen (validation_unseen needs two or more held out)
+    assert all(len(dataset[split]) > 0 for split in REQUIRED_SPLITS), {s: len(dataset[s]) for s in SPLITS}
     seen = speakers["train"] | speakers["validation"] | speakers["test_seen"]
-    assert not speakers["test_unseen"] & seen
+    assert not (speakers["test_unseen"] | speakers["validation_unseen"]) & seen
     assert speakers["test_seen"] <= speakers["train"] and speakers["validation"] <= speakers["train"]
 
 
@@ -305,6 +307,7 @@ def test_changed_settings_do_not_reuse_stale_cache(grid_corpus: Path, tmp_path: 
     assert {split: len(dataset[split]) for split in SPLITS} == {
         "train": 1,
         "validation": 1,
+        "validation_unseen": 0,
         "test_seen": 1,
         "test_unseen": 0,
     }
@@ -508,7 +511,10 @@ def test_splits_deterministic_disjoint_and_nine_to_one() -> None:
     for item_id, split in first.items():
         by_split[split].append(item_id)
     speakers = {split: {i.split("/")[0] for i in ids} for split, ids in by_split.items()}
-    assert len(speakers["test_unseen"]) == 5 and not speakers["test_unseen"] & speakers["train"]
+    held_out = speakers["test_unseen"] | speakers["validation_unseen"]
+    assert len(held_out) == 5 and not held_out & speakers["train"]
+    # the held-out speakers are shared between the two held-out splits, never both
+    assert len(speakers["validation_unseen"]) == 2 and not speakers["validation_unseen"] & speakers["test_unseen"]
     assert speakers["test_seen"] <= speakers["train"] and speakers["validation"] <= speakers["train"]
     seen = 45 * 20
     assert len(by_split["test_seen"]) == round(0.05 * seen)
@@ -524,6 +530,31 @@ def test_splits_small_corpora_and_corpus_marked_unseen() -> None:
     assert "test_unseen" not in {marked[f"x{i}"] for i in range(6)}
     only_marked = assign_splits([(f"t{i}", f"T{i}", True) for i in range(4)])  # test/ only: split it anyway
     assert "train" in only_marked.values()
+
+
+def test_corpus_marked_test_speakers_stay_whole_and_validation_unseen_comes_from_the_others() -> None:
+    items = [(f"test/T{t}/{u}", f"T{t}", True) for t in range(4) for u in range(3)]
+    items += [(f"trainval/S{s:02d}/{u}", f"S{s:02d}", False) for s in range(20) for u in range(3)]
+    splits = assign_splits(items, seed=0)
+    speakers = defaultdict(set)
+    for item_id, split in splits.items():
+        speakers[split].add(item_id.split("/")[1])
+    assert speakers["test_unseen"] == {f"T{t}" for t in range(4)}  # the corpus's own test set, whole
+    assert len(speakers["validation_unseen"]) == 2  # half as many speakers, from the others
+    assert not speakers["validation_unseen"] & (speakers["train"] | speakers["validation"] | speakers["test_seen"])
+
+
+def test_validation_unseen_moved_no_speaker_into_or_out_of_training() -> None:
+    """A model trained on a build from before validation_unseen existed has seen none of its speakers."""
+    items = [(f"spk{s:03d}/{u}", f"spk{s:03d}", False) for s in range(300) for u in range(4)]
+    with_split = assign_splits(items, seed=0)
+    without = assign_splits(items, seed=0, validation_unseen_share=0.0)
+    assert "validation_unseen" not in without.values()
+    for item_id, split in without.items():
+        if split == "test_unseen":
+            assert with_split[item_id] in ("test_unseen", "validation_unseen")
+        else:
+            assert with_split[item_id] == split
 
 
 def test_grid_codes_and_transcript_cleaning() -> None:

@@ -198,6 +198,12 @@ def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
     # what the face head read from each face is kept, and the face-encoder accuracy is computed from it
     model_records = [json.loads(p.read_text()) for p in sorted((out / "cache" / "model").rglob("*.json"))]
     assert len(model_records) == 6 and all(r["face_gender"] in (0, 1) for r in model_records)
+    # with the calibrated probability of what it read, and the head's calibration error from them
+    assert all(0.5 <= r["face_gender_confidence"] <= 1.0 for r in model_records)
+    assert model["face_gender_mean_confidence"] == pytest.approx(
+        np.mean([r["face_gender_confidence"] for r in model_records if r["gender"] >= 0])
+    )
+    assert 0.0 <= model["face_gender_ece"] <= 1.0
     labelled = [r for r in model_records if r["gender"] >= 0]
     assert model["face_gender_accuracy"] == pytest.approx(np.mean([r["face_gender"] == r["gender"] for r in labelled]))
     assert 0 <= model["gender_follows_face"] <= 1 and gt.get("face_gender_accuracy") is None
@@ -318,9 +324,34 @@ def test_gender_agreement_is_split_into_the_face_reading_and_the_voice_following
     assert summary["face_gender_accuracy"] is None and summary["gender_follows_face"] is None
 
 
+def test_face_head_calibration_is_scored_from_its_confidences() -> None:
+    """Four readings, all at 0.95 confidence, three right: mean confidence 0.95, ECE |0.75 - 0.95| = 0.2."""
+    embeddings = np.array([[-1.0, 0], [1.0, 0], [1.0, 0], [-1.0, 0]])
+    classifier = VoiceGenderClassifier(weights=np.array([4.0, 0.0]), bias=0.0, mean=np.zeros(2), scale=np.ones(2))
+    recs = [
+        {"id": f"u{i}", "speaker": f"s{i}", "embedding": e.tolist(), "gender": g, "race": -1, "face_gender": f,
+         "face_gender_confidence": 0.95, "cer_errors": 0, "cer_reference_chars": 1, "naturalness": 3.0,
+         "duration_s": 1.0}
+        for i, (e, g, f) in enumerate(zip(embeddings, [0, 0, 1, 1], [0, 1, 1, 1]))
+    ]  # fmt: skip
+    references = SpeakerReferences.build(embeddings, [f"s{i}" for i in range(4)], ["r0", "r1", "r2", "r3"])
+    summary = score_records(recs, references, classifier, k=3, seed=0)["summary"]
+    assert summary["face_gender_mean_confidence"] == pytest.approx(0.95)
+    assert summary["face_gender_ece"] == pytest.approx(0.2)
+    low, high = summary["face_gender_accuracy_ci95"]
+    assert low < 0.75 < high
+
+
+def test_the_voice_gender_classifier_is_never_fitted_on_a_scored_split(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="also scored"):
+        EvalConfig(data=tmp_path, out=tmp_path / "out", splits=["train", "test_unseen"], systems=["ground_truth"])
+    EvalConfig(data=tmp_path, out=tmp_path / "out", splits=["test_unseen"], systems=["ground_truth"])  # fine
+
+
 def test_selection_donors_and_names() -> None:
     utts = [Utterance("s", i, f"u{i}", spk, "t", "", 0, 0) for i, spk in enumerate("aaaabbc")]
     picked = select_utterances(utts, 4)
+    assert len(picked) == 4 and len({u.id for u in picked}) == 4  # as many as asked for, none twice
     assert {u.speaker for u in picked} == {"a", "b", "c"}
     assert [u.index for u in picked] == sorted(u.index for u in picked)  # in dataset order
     assert sum(u.speaker == "a" for u in picked) <= 2  # every speaker once before anyone twice
@@ -328,6 +359,8 @@ def test_selection_donors_and_names() -> None:
     # speakers of a sorted list are one kind of face.
     crowd = [Utterance("s", i, f"u{i}", f"{'baby' if i < 50 else 'adult'}-{i:03d}", "t", "", 0, 0) for i in range(100)]
     sample = select_utterances(crowd, 20, seed=0)
+    assert len(sample) == 20 and len({u.id for u in sample}) == 20
+    assert select_utterances(crowd, None) == crowd and select_utterances(crowd, 500) == crowd  # no cap: all of them
     babies = sum(u.speaker.startswith("baby") for u in sample)
     assert 4 <= babies <= 16, babies
     assert [u.id for u in select_utterances(crowd, 20, seed=0)] == [u.id for u in sample]  # deterministic
@@ -337,7 +370,6 @@ def test_selection_donors_and_names() -> None:
     assert shuffled_face_donors(utts[:4], seed=0) == {}
     names = {safe_name(x) for x in ("a/b", "a_b", "a b", "trainval/0Fi83BHQsMA/00002")}
     assert len(names) == 4 and all("/" not in n for n in names)
-    assert np.isfinite(len(picked))
 
 
 def test_copy_synthesis_row_is_skipped_for_an_inference_only_export(

@@ -18,7 +18,14 @@ import pytest
 from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
 from ftv_model.face_detection import FaceDetector
 from ftv_train import offline_corpus
-from ftv_train.dataset_format import SPLITS, decode_audio, face_images, load_prepared_dataset, load_report
+from ftv_train.dataset_format import (
+    REQUIRED_SPLITS,
+    SPLITS,
+    decode_audio,
+    face_images,
+    load_prepared_dataset,
+    load_report,
+)
 from ftv_train.offline_corpus import (
     EngineUnavailableError,
     Identity,
@@ -73,8 +80,9 @@ def test_loads_in_the_schema_with_speaker_disjoint_unseen_split(corpus: Path, da
     report = load_report(corpus)
     assert report["total"] == {**report["total"], "utterances": 36, "speakers": 12}
     speakers = {split: set(dataset[split]["speaker"]) for split in SPLITS}
-    assert all(dataset[split].num_rows > 0 for split in SPLITS)
-    assert not speakers["test_unseen"] & (speakers["train"] | speakers["validation"] | speakers["test_seen"])
+    assert all(dataset[split].num_rows > 0 for split in REQUIRED_SPLITS)  # 12 identities: one held out
+    held_out = speakers["test_unseen"] | speakers["validation_unseen"]
+    assert held_out and not held_out & (speakers["train"] | speakers["validation"] | speakers["test_seen"])
     assert speakers["test_seen"] <= speakers["train"]
     assert report["offline"]["identities"] == {"fairface": 4, "london": 4, "utkface": 4}
     assert {row["id"] for row in _rows(dataset)} == {
@@ -173,3 +181,66 @@ def test_audio_is_16k_flac(dataset) -> None:
     info = soundfile.info(io.BytesIO(row["audio"]["bytes"]))
     assert info.samplerate == 16000 and info.channels == 1
     assert abs(info.duration - row["duration"]) < 0.01
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Duplicate photos and the held-out splits
+
+
+def test_duplicate_photos_are_grouped_by_bytes_and_by_look_not_by_pose(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from ftv_train.face_dedup import find_duplicate_groups, resolve_duplicates
+
+    fixtures = REPO_ROOT / "tests" / "fixtures" / "faces"
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes((fixtures / "london_001.jpg").read_bytes())
+    resaved = tmp_path / "resaved.jpg"  # the same photo re-encoded smaller: other bytes, same look
+    Image.open(fixtures / "london_005.jpg").resize((160, 160)).save(resaved, quality=70)
+    photos = [
+        ("a", fixtures / "london_001.jpg"),
+        ("b", copy),
+        ("c", fixtures / "london_005.jpg"),
+        ("d", resaved),
+        ("e", fixtures / "fairface_0101.jpg"),
+    ]
+    groups = find_duplicate_groups(photos)
+    assert [(g.speakers, g.exact) for g in groups] == [(("a", "b"), True), (("c", "d"), False)]
+    labels = {"a": (0, 1), "b": (0, 1), "c": (1, 0), "d": (0, 0)}
+    removed, rows = resolve_duplicates(groups, labels=labels.__getitem__, in_training=lambda s: s == "b")
+    assert removed == {"a", "c", "d"}  # a: the held-out copy of b; c/d: labels disagree, both go
+    assert [row["kept"] for row in rows] == ["b", None]
+
+
+def test_no_identity_and_no_photo_is_shared_between_training_and_held_out_splits(shared_data: Path) -> None:
+    """The real corpus's plan: known UTKFace duplicates are resolved, and no photo of a held-out identity (either
+    held-out split) matches a training photo by bytes or by look."""
+    from ftv_train.face_dedup import PHASH_MAX_DISTANCE, THUMBNAIL_MIN_CORRELATION, photo_signature
+    from ftv_train.offline_corpus import plan_splits
+
+    identities = discover_identities(shared_data / "faces")
+    plan = plan_splits(identities, OfflineCorpusConfig(faces=str(shared_data / "faces"), out="unused"))
+    kept = [i for i in identities if i.speaker not in plan.removed]
+    sides: dict[str, list] = {"training": [], "held_out": []}
+    for identity in kept:
+        side = "training" if plan.speaker_split[identity.speaker] == "training" else "held_out"
+        sides[side] += [photo_signature(path) for path in identity.images]
+    held = {
+        split: {s for s, v in plan.speaker_split.items() if v == split} - plan.removed
+        for split in ("validation_unseen", "test_unseen")
+    }
+    assert len(held["validation_unseen"]) > 100 and len(held["test_unseen"]) > 100
+    assert not held["validation_unseen"] & held["test_unseen"]
+    training_sha = {s.sha256 for s in sides["training"]}
+    assert not training_sha & {s.sha256 for s in sides["held_out"]}
+    train_bits = np.stack([s.phash for s in sides["training"]])
+    train_thumbs = np.stack([s.thumbnail for s in sides["training"]])
+    for signature in sides["held_out"]:
+        near = (train_bits != signature.phash).sum(axis=1) <= PHASH_MAX_DISTANCE
+        assert not near.any() or (train_thumbs[near] @ signature.thumbnail).max() < THUMBNAIL_MIN_CORRELATION
+    # the two test_unseen photos that were byte-identical to training photos, and the photo labelled three ways
+    assert {"utkface-1_1_1_20170109194716353", "utkface-5_1_2_20161219151834275"} <= plan.removed
+    conflicting = {"utkface-20_1_4_20161223230110540", "utkface-21_0_4_20161223214838473"}
+    assert conflicting <= plan.removed
+    report = plan.report()
+    assert report["removed_identities"] == len(plan.removed) and report["conflicting_label_groups"] >= 1

@@ -279,10 +279,8 @@ def _speech_dataset(directory: Path, onnx_session, processor: FTVProcessor) -> P
 def test_warm_started_training_keeps_speaking(
     converted: Path, onnx_session, joe_processor: FTVProcessor, recognizer, tmp_path: Path
 ) -> None:
-    try:
-        from ftv_train.training import main as train_main
-    except ImportError as error:  # train/train.py is being written alongside this importer
-        pytest.skip(f"train/train.py is not usable yet ({error})")
+    from ftv_train.training import main as train_main  # requirements-train.txt is part of the test requirements
+
     data = _speech_dataset(tmp_path / "data", onnx_session, joe_processor)
     config = tmp_path / "warm.yaml"
     config.write_text(

@@ -55,7 +55,8 @@ def _png(image: Image.Image) -> dict:
 
 
 def build_tiny_dataset(root: Path, shared_data: Path) -> Path:
-    """12 train / 4 validation / 1 test_seen / 3 test_unseen utterances, plus one unalignable train item."""
+    """12 train / 4 validation / 1 test_seen / 3 test_unseen utterances (and the same 3 as validation_unseen, under
+    other ids), plus one unalignable train item."""
     import soundfile
     from datasets import Dataset, DatasetDict
 
@@ -105,6 +106,7 @@ def build_tiny_dataset(root: Path, shared_data: Path) -> Path:
     silence = {"bytes": encode_audio(np.zeros(6400, np.float32)), "path": None}
     long_item = {"id": "p225/long", "text": long_text, "phonemes": phonemize(long_text)[0], "audio": silence}
     rows["train"].append({**rows["train"][0], **long_item, "duration": 0.4})
+    rows["validation_unseen"] = [{**row, "id": f"{row['id']}-v"} for row in rows["test_unseen"]]
     splits = {split: Dataset.from_list(items, features=FEATURES) for split, items in rows.items()}
     DatasetDict(splits).save_to_disk(str(root))
     (root / "report.json").write_text(json.dumps({"source": "vctk+london (test)", "splits": {}}))
@@ -259,6 +261,10 @@ def test_smoke_run_checkpoints_logs_and_exports(tiny_data: Path, tmp_path: Path)
     assert checkpoints == ["step-00000006"]  # keep_checkpoints 1 pruned step 3
     state = json.loads((output / "checkpoints" / "step-00000006" / "training_state.json").read_text())
     assert state["step"] == 6 and state["metrics"]["step"] == 6 and "val/mel" in state["metrics"]
+    # the face head's accuracy on held-out identities, and the training-identity figure labelled as such
+    metrics = state["metrics"]
+    assert 0.0 <= metrics["val/heldout_face_gender_accuracy"] <= 1.0
+    assert "val/face_gender_accuracy_training_identities" in metrics and "val/face_gender_accuracy" not in metrics
     assert list((output / "logs").rglob("events.out.tfevents*"))
     assert list((output / "samples").rglob("audio_sample_0.wav")) and list((output / "samples").rglob("*.png"))
 

@@ -57,7 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--language", default="en-us", help="espeak-ng language for the phonemes")
     parser.add_argument("--validation-fraction", type=float, default=0.1, help="validation share of seen utterances")
     parser.add_argument("--test-seen-fraction", type=float, default=0.05, help="test_seen share of seen utterances")
-    parser.add_argument("--unseen-speakers", type=float, default=0.1, help="speaker share held out as test_unseen")
+    parser.add_argument(
+        "--unseen-speakers", type=float, default=0.1, help="speaker share held out of training (both unseen splits)"
+    )
+    parser.add_argument(
+        "--validation-unseen-share",
+        type=float,
+        default=0.5,
+        help="share of the held-out speakers in validation_unseen (model selection); the rest are test_unseen",
+    )
     parser.add_argument("--lrs3-subsets", default="trainval,test", help="LRS3 subsets to read (test = unseen)")
     parser.add_argument("--limit", type=int, help="only the first N clips (sorted by id): smoke tests")
     parser.add_argument("--retry-skipped", action="store_true", help="process cached skipped clips again")
@@ -92,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         validation_fraction=args.validation_fraction,
         test_seen_fraction=args.test_seen_fraction,
         unseen_speaker_fraction=args.unseen_speakers,
+        validation_unseen_share=args.validation_unseen_share,
         lrs3_subsets=tuple(s.strip() for s in args.lrs3_subsets.split(",") if s.strip()),
         limit=args.limit,
         retry_skipped=args.retry_skipped,

@@ -6,6 +6,7 @@
 - abx: objective 1-of-(k+1) speaker matching, stand-in for ABX / F2V listening tests
 - gender: voice-gender classifier, stand-in for the gender listening task (Figure 2)
 - subgroups: SECS by gender and race (Table 7)
+- calibration: the face head's expected calibration error (ECE) and reliability bins
 - intervals: 95% confidence intervals of the rates (Wilson; bootstrap for CER)
 - plots: t-SNE of speaker embeddings (Figures 3, 6) and bar charts (Figure 4)
 
@@ -13,6 +14,7 @@ Heavy models load only when their class is instantiated, so importing this packa
 """
 
 from .abx import AbxResult, abx_accuracy
+from .calibration import expected_calibration_error, reliability_bins
 from .cer import CerResult, corpus_cer, load_recognizer, normalize_text
 from .gender import VoiceGenderClassifier, held_out_speaker_accuracy
 from .naturalness import DnsmosScorer, UtmosScorer, load_naturalness
@@ -29,10 +31,12 @@ __all__ = [
     "VoiceGenderClassifier",
     "abx_accuracy",
     "corpus_cer",
+    "expected_calibration_error",
     "held_out_speaker_accuracy",
     "load_naturalness",
     "load_recognizer",
     "normalize_text",
+    "reliability_bins",
     "secs",
     "secs_to_references",
     "subgroup_table",
