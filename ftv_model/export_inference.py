@@ -64,7 +64,7 @@ def export_inference(source: str | Path, destination: str | Path, dtype: torch.d
         "be trained further: warm-start from the full training export instead.\n"
     )
     (destination / CARD_NAME).write_text(card)
-    for extra in ("piper_import.json",):
+    for extra in ("piper_import.json", "face_calibration.json"):  # provenance the card and the config refer to
         if (source / extra).is_file():
             shutil.copy2(source / extra, destination / extra)
     return destination

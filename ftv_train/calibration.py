@@ -104,6 +104,8 @@ class CalibrationConfig:
     split: str = "validation_unseen"
     attributes: list[str] = field(default_factory=lambda: ["gender", "race"])
     write: bool = False  # store the temperatures in the model's config.json (+ face_calibration.json beside it)
+    # other held-out splits scored before and after with the fitted temperatures (never fitted on), e.g. test_unseen
+    check_splits: list[str] = field(default_factory=list)
     threads: int | None = None
 
 
@@ -148,7 +150,8 @@ def calibrate_face_head(config: CalibrationConfig) -> dict[str, Any]:
         raise ValueError(f"{config.model} has no face attribute head: nothing to calibrate.")
     processor = FTVProcessor.from_pretrained(config.model)
     faces, labels, speakers = _held_out_faces(config.data, config.split)
-    logits = read_face_attributes(model.float(), processor, faces)
+    model = model.float()
+    logits = read_face_attributes(model, processor, faces)
     results: dict[str, Any] = {}
     temperatures = dict(model.config.face_attribute_temperatures)
     for name in config.attributes:
@@ -162,6 +165,20 @@ def calibrate_face_head(config: CalibrationConfig) -> dict[str, Any]:
         temperature = fit_temperature(z, y)
         temperatures[name] = round(temperature, 4)
         results[name] = {"before": _summary(z, y, 1.0), "after": _summary(z, y, temperature)}
+    checks: dict[str, Any] = {}
+    for split in config.check_splits:
+        check_faces, check_labels, check_speakers = _held_out_faces(config.data, split)
+        check_logits = read_face_attributes(model, processor, check_faces)
+        checks[split] = {"identities": len(set(check_speakers)), "attributes": {}}
+        for name, result in results.items():
+            if "skipped" in result or name not in check_logits:
+                continue
+            known = check_labels[name] >= 0
+            z, y = check_logits[name][known], check_labels[name][known]
+            checks[split]["attributes"][name] = {
+                "before": _summary(z, y, 1.0),
+                "after": _summary(z, y, temperatures[name]),
+            }
     report = {
         "config": asdict(config),
         "split": config.split,
@@ -169,6 +186,7 @@ def calibrate_face_head(config: CalibrationConfig) -> dict[str, Any]:
         "utterances": len(speakers),
         "temperatures": temperatures,
         "attributes": results,
+        "checks": checks,
         "method": "temperature scaling (NLL, scipy bounded search over log T); ECE over 10 equal-width bins",
     }
     if config.write:
@@ -191,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="validation_unseen", help="held-out identities to fit on")
     parser.add_argument("--attributes", default="gender,race", help="comma separated")
     parser.add_argument("--write", action="store_true", help="store the temperatures in the model's config.json")
+    parser.add_argument(
+        "--check-splits", default="", help="held-out splits scored with the fitted temperatures, e.g. test_unseen"
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     args = parser.parse_args(argv)
     config = CalibrationConfig(
@@ -199,21 +220,25 @@ def main(argv: list[str] | None = None) -> int:
         split=args.split,
         attributes=[a.strip() for a in args.attributes.split(",") if a.strip()],
         write=args.write,
+        check_splits=[a.strip() for a in args.check_splits.split(",") if a.strip()],
         threads=args.threads,
     )
     try:
         report = calibrate_face_head(config)
     except (ValueError, OSError) as error:
         parser.exit(2, f"error: {error}\n")
-    for name, result in report["attributes"].items():
-        if "skipped" in result:
-            print(f"{name}: skipped ({result['skipped']})")
-            continue
-        before, after = result["before"], result["after"]
-        print(
-            f"{name} on {report['split']} ({report['identities']} identities, {before['readings']} readings): "
-            f"accuracy {before['accuracy']:.1%}, T = {after['temperature']:.3f}, ECE {before['ece']:.3f} -> "
-            f"{after['ece']:.3f}, mean confidence {before['mean_confidence']:.3f} -> {after['mean_confidence']:.3f}"
-        )
+    scored = [(report["split"] + " (fitted)", report["identities"], report["attributes"])]
+    scored += [(split + " (check)", c["identities"], c["attributes"]) for split, c in report["checks"].items()]
+    for where, identities, attributes in scored:
+        for name, result in attributes.items():
+            if "skipped" in result:
+                print(f"{name}: skipped ({result['skipped']})")
+                continue
+            before, after = result["before"], result["after"]
+            print(
+                f"{name} on {where} ({identities} identities, {before['readings']} readings): accuracy "
+                f"{before['accuracy']:.1%}, T = {after['temperature']:.3f}, ECE {before['ece']:.3f} -> "
+                f"{after['ece']:.3f}, mean confidence {before['mean_confidence']:.3f} -> {after['mean_confidence']:.3f}"
+            )
     print("written to config.json" if config.write else "not written (pass --write)")
     return 0

@@ -183,9 +183,12 @@ def build_model_card(info: dict[str, Any], holds: str = "training") -> str:
     training_rows += [(f"ablation: {name}", value) for name, value in ablations.items()]
     metric_text = (
         _table(sorted(metrics.items()))
-        + f"\n\nMeasured at step {metrics_step if metrics_step is not None else '?'} on a fixed sample of the "
-        "validation split: the training losses (lower is better) and the accuracy of the face attribute head against "
-        "the pseudo-labels."
+        + f"\n\nMeasured at step {metrics_step if metrics_step is not None else '?'} on fixed samples: the training "
+        "losses (lower is better) on held-out utterances of the training identities (`validation`); "
+        "`val/face_*_accuracy_training_identities` is the face attribute head against the pseudo-labels on faces of "
+        "people it trained on (optimistic, not a measure of how it reads a new face); `val/heldout_face_*_accuracy` "
+        "is the same on identities no training stage saw (`validation_unseen`). For a new face, use the held-out "
+        "figure, and `train/evaluate.py` on `test_unseen` for the final one."
         if metrics
         else "No validation metrics were recorded for this export."
     )

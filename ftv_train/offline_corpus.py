@@ -759,10 +759,18 @@ class SplitPlan:
     speaker_split: dict[str, str]  # speaker -> "training" or the held-out split it is in
     removed: set[str]
     duplicate_groups: list[dict]
+    photos: dict[str, int]  # speaker -> number of source photos
 
     def report(self) -> dict[str, Any]:
         removed_by_split = Counter(self.speaker_split[s] for s in self.removed)
+        sides: dict[str, dict[str, int]] = {}
+        for speaker, side in sorted(self.speaker_split.items()):
+            if speaker not in self.removed:
+                row = sides.setdefault(side, {"identities": 0, "photos": 0})
+                row["identities"] += 1
+                row["photos"] += self.photos[speaker]
         return {
+            "identities_and_photos": sides,  # training = train + validation + test_seen
             "method": (
                 f"SHA-256, or phash within {PHASH_MAX_DISTANCE} bits and 32x32 grey correlation >= "
                 f"{THUMBNAIL_MIN_CORRELATION} (ftv_train.face_dedup)"
@@ -805,7 +813,7 @@ def plan_splits(identities: list[Identity], config: OfflineCorpusConfig) -> Spli
     )
     for row in rows:
         row["splits"] = [speaker_split[s] for s in row["speakers"]]
-    return SplitPlan(assignment, speaker_split, removed, rows)
+    return SplitPlan(assignment, speaker_split, removed, rows, {i.speaker: len(i.images) for i in identities})
 
 
 def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
@@ -848,7 +856,7 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
         f0_by_gender[GENDER_LABELS[gender] if gender != MISSING_LABEL else "missing"].append(meta["voice"]["f0"])
     report["offline"] = {
         "identities": dict(sorted(Counter(m["identity"]["source"] for m in metas).items())),
-        "duplicates": plan.report(),
+        "held_out_protocol": plan.report(),
         "licences": {source: LICENCES[source] for source in sorted({m["identity"]["source"] for m in metas})},
         "sentences_per_speaker": config.sentences,
         "base_voices": dict(sorted(Counter(m["voice"]["base"] for m in metas).items())),

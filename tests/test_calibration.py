@@ -97,11 +97,15 @@ def test_calibration_run_fits_on_held_out_identities_and_writes_the_model(tmp_pa
     model_dir = save_tiny_checkpoint(tmp_path / "model")
     with pytest.raises(ValueError, match="validation_unseen"):  # training identities are refused
         calibrate_face_head(CalibrationConfig(model=str(model_dir), data=str(data), split="validation"))
-    report = calibrate_face_head(CalibrationConfig(model=str(model_dir), data=str(data), write=True))
+    report = calibrate_face_head(
+        CalibrationConfig(model=str(model_dir), data=str(data), write=True, check_splits=["test_unseen"])
+    )
     gender = report["attributes"]["gender"]
     assert report["identities"] == 3 and gender["before"]["readings"] == 12
     assert gender["after"]["nll"] <= gender["before"]["nll"] + 1e-9  # the fit minimises held-out NLL
     assert gender["before"]["accuracy"] == gender["after"]["accuracy"]  # the reading itself never changes
+    check = report["checks"]["test_unseen"]["attributes"]["gender"]  # scored with the fitted T, not fitted on
+    assert check["after"]["temperature"] == gender["after"]["temperature"] and check["after"]["readings"] == 1
     assert "race" in report["attributes"] and "skipped" in report["attributes"]["race"]  # race unlabelled here
     stored = json.loads((model_dir / "config.json").read_text())
     assert stored["face_attribute_temperatures"] == {"gender": gender["after"]["temperature"]}
