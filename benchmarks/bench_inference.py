@@ -3,7 +3,9 @@
     python benchmarks/bench_inference.py [--threads 2] [--runs 5] [--model DIR]
 
 Without --model it times a randomly initialised default (paper) configuration with durations pinned so the
-sentence lasts ~5 s (an untrained duration predictor would make any length). Prints the median RTF and where the
+sentence lasts ~5 s (an untrained duration predictor would make any length). Weight norm is folded into the weights,
+as the app and the CLI serve the model (with it, every call recomputes each decoder weight, which bf16 pays dearly
+for). Prints the median RTF and where the
 time goes (face encoder + text encoder, duration predictor, flow, decoder), then the same with the bfloat16 CPU decoder
 (`FTVConfig.cpu_bfloat16_decoder`) when this CPU runs bf16 natively, with its difference to float32 in dB.
 """
@@ -40,7 +42,7 @@ def main() -> None:
     else:
         torch.manual_seed(0)
         model, processor = FTVModel(FTVConfig()), FTVProcessor()
-    model.eval()
+    model.eval().fold_weight_norm()  # as the app and the CLI serve it (ftv_model.synthesis.Synthesizer)
     inputs = processor(text=SENTENCE, images=torch.rand(3, 256, 256))
     tokens = int(inputs["attention_mask"].sum())
     if not args.model:
@@ -70,9 +72,9 @@ def main() -> None:
     for name, seconds in timer.totals.items():
         print(f"  {name:20s} {seconds / args.runs * 1000:7.1f} ms  ({seconds / max(total, 1e-9) * 100:4.1f}%)")
 
-    from ftv_model.modeling_ftv import _cpu_has_bfloat16
+    from ftv_model.modeling_ftv import cpu_has_native_bfloat16
 
-    if not _cpu_has_bfloat16():
+    if not cpu_has_native_bfloat16():
         print("bfloat16 decoder: skipped (this CPU has no native bf16)")
         return
     with torch.inference_mode():

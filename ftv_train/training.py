@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 from ftv_model import FTVConfig, FTVDiscriminator, FTVModel, FTVProcessor
 from ftv_model.image_processing_ftv import FTVImageProcessor
 from ftv_model.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
+from ftv_model.modeling_ftv import cpu_has_native_bfloat16
 from ftv_train.collate import (
     FaceSpeechItems,
     FixedBatchSampler,
@@ -218,15 +219,31 @@ class CheckpointManager:
 
 
 def resolve_mixed_precision(value: str, use_cpu: bool) -> str:
-    """`auto`: the launcher's --mixed_precision when it set one, else bf16 on GPUs that support it, else fp32."""
+    """`auto`: the launcher's --mixed_precision when it set one, else bf16 on GPUs that support it and on CPUs that
+    run it natively (AVX512-BF16 / AMX: a full CPU GAN step of the paper's configuration at batch 4 took 1.70 s in
+    bf16 autocast against 3.09 s in float32, benchmarks/bench_train_step.py), else fp32 (a CPU without native bf16
+    emulates it, slower than float32). The losses that need float32 (spectrograms, KL, alignment search) stay in
+    float32 either way."""
     if value != "auto":
         return value
     launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
     if launcher in ("fp16", "bf16"):
         return launcher
-    if not use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "no"
+    if not use_cpu and torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "bf16" if cpu_has_native_bfloat16() else "no"
+
+
+def attribute_hits(logits: dict[str, torch.Tensor], batch: dict[str, Any], attributes: list[str]) -> torch.Tensor:
+    """(right, labelled) counts of the face head's readings per attribute, flattened: [right_0, labelled_0, ...]."""
+    parts = []
+    for name in attributes:
+        labels = batch[f"{name}_labels"]
+        labelled = labels != -100
+        read = logits.get(name)
+        correct = (read.argmax(-1) == labels) & labelled if read is not None else labelled & False
+        parts.append(torch.stack([correct.sum().float(), labelled.sum().float()]))
+    return torch.cat(parts) if parts else torch.zeros(0, device=batch["input_ids"].device)
 
 
 def lr_schedule(decay: float, steps_per_epoch: int, every: str) -> Callable[[int], float]:
@@ -711,7 +728,13 @@ class Trainer:
         global_batch = config.batch_size * accelerator.num_processes * config.gradient_accumulation_steps
         self.info(
             f"{accelerator.num_processes} process(es) on {accelerator.device.type}, mixed precision "
-            f"{self.mixed_precision}, global batch {global_batch}, {self.steps_per_epoch} optimizer steps per epoch"
+            f"{self.mixed_precision}"
+            + (
+                f" (this CPU {'runs' if cpu_has_native_bfloat16() else 'does not run'} bfloat16 natively)"
+                if accelerator.device.type == "cpu"
+                else ""
+            )
+            + f", global batch {global_batch}, {self.steps_per_epoch} optimizer steps per epoch"
         )
 
     # ------------------------------------------------------------------ output
@@ -1118,12 +1141,7 @@ class Trainer:
                         out.audio_attribute_loss,
                     ]
                     parts = [torch.stack([loss.float() for loss in losses]), torch.ones(1, device=device)]
-                    for name in attributes:
-                        labels = batch[f"{name}_labels"]
-                        logits = (out.attribute_logits or {}).get(name)
-                        labelled = labels != -100
-                        correct = (logits.argmax(-1) == labels) & labelled if logits is not None else labelled & False
-                        parts.append(torch.stack([correct.sum().float(), labelled.sum().float()]))
+                    parts.append(attribute_hits(out.attribute_logits or {}, batch, attributes))
                     totals += torch.cat(parts)
         finally:
             model.train()
@@ -1155,15 +1173,7 @@ class Trainer:
             for batch in self.heldout_loader:
                 batch = send_to_device(batch, device, non_blocking=True)
                 face = model.get_face_embeddings(batch["pixel_values"], batch.get("pixel_mask"))
-                logits = model.face_attributes(face)
-                parts = []
-                for name in attributes:
-                    labels = batch[f"{name}_labels"]
-                    labelled = labels != -100
-                    read = logits.get(name)
-                    correct = (read.argmax(-1) == labels) & labelled if read is not None else labelled & False
-                    parts.append(torch.stack([correct.sum().float(), labelled.sum().float()]))
-                totals += torch.cat(parts)
+                totals += attribute_hits(model.face_attributes(face), batch, attributes)
         finally:
             model.train()
         totals = accelerator.reduce(totals, reduction="sum") if accelerator.num_processes > 1 else totals

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -258,8 +259,15 @@ def test_ablation_switches_remove_their_parts(speech_batch):
         assert model.eval()(speech_batch["input_ids"], pixel_values=speech_batch["pixel_values"]).attribute_logits == {}
 
 
-def test_tiny_model_overfits_one_batch(speech_batch):
-    """50 generator+discriminator steps on one fixed batch: the reconstruction and KL losses fall clearly."""
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_tiny_model_overfits_one_batch(speech_batch, precision):
+    """50 generator+discriminator steps on one fixed batch: the reconstruction and KL losses fall clearly; also in
+    bfloat16 autocast on a CPU that runs it natively (what training's `mixed_precision: auto` picks there)."""
+    from ftv_model.modeling_ftv import cpu_has_native_bfloat16
+
+    bfloat16 = precision == "bfloat16"
+    if bfloat16 and not cpu_has_native_bfloat16():
+        pytest.skip("this CPU has no native bfloat16 (AVX512-BF16 / AMX): training stays in float32 there")
     torch.manual_seed(0)
     config = tiny_config(segment_size=4096)
     model = FTVModel(config).train()
@@ -267,15 +275,18 @@ def test_tiny_model_overfits_one_batch(speech_batch):
     opt_g = torch.optim.AdamW(model.parameters(), 2e-3, betas=(0.8, 0.99))
     opt_d = torch.optim.AdamW(discriminator.parameters(), 2e-3, betas=(0.8, 0.99))
     history = []
+    autocast = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=bfloat16)
     for _ in range(50):
-        out = model(**speech_batch)
-        real, _ = discriminator(out.target_waveform)
-        fake, _ = discriminator(out.predicted_waveform.detach())
+        with autocast():
+            out = model(**speech_batch)
+            real, _ = discriminator(out.target_waveform)
+            fake, _ = discriminator(out.predicted_waveform.detach())
         opt_d.zero_grad()
         discriminator_loss(real, fake).backward()
         opt_d.step()
-        fake_scores, fake_features = discriminator(out.predicted_waveform)
-        _, real_features = discriminator(out.target_waveform)
+        with autocast():
+            fake_scores, fake_features = discriminator(out.predicted_waveform)
+            _, real_features = discriminator(out.target_waveform)
         loss = out.loss + generator_adversarial_loss(fake_scores) + feature_matching_loss(real_features, fake_features)
         opt_g.zero_grad()
         loss.backward()
@@ -419,9 +430,9 @@ def test_discriminator_shapes_and_losses():
 
 
 def test_bfloat16_cpu_decoder_is_close_to_float32():
-    from ftv_model.modeling_ftv import _cpu_has_bfloat16
+    from ftv_model.modeling_ftv import cpu_has_native_bfloat16
 
-    if not _cpu_has_bfloat16():
+    if not cpu_has_native_bfloat16():
         pytest.skip("this CPU has no native bfloat16 (AVX512-BF16 / AMX)")
     torch.manual_seed(0)
     model = FTVModel(tiny_config()).eval()
@@ -433,6 +444,24 @@ def test_bfloat16_cpu_decoder_is_close_to_float32():
     assert fast.waveform.dtype == torch.float32 and torch.equal(fast.sequence_lengths, reference.sequence_lengths)
     error = (fast.waveform - reference.waveform).pow(2).mean() / reference.waveform.pow(2).mean()
     assert 0 < float(error) < 1e-2  # bf16 really ran, and stayed within -20 dB
+    assert fast.waveform.shape == reference.waveform.shape  # the bucket padding is cut off again
+
+
+def test_bucket_padding_of_the_decoder_input_does_not_change_the_audio():
+    """The bf16 decoder pads its input to a multiple of BFLOAT16_FRAME_BUCKET frames (one oneDNN kernel per bucket,
+    not per length); with the padding mask the audio is the unpadded run's (float32 here, to compare exactly)."""
+    from ftv_model.modeling_ftv import BFLOAT16_FRAME_BUCKET
+
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config()).eval()
+    frames = 3 * BFLOAT16_FRAME_BUCKET + 5
+    latents = torch.randn(1, model.config.flow_size, frames)
+    conditioning = torch.randn(1, model.config.global_conditioning_size, 1)
+    with torch.inference_mode():
+        plain = model.decoder(latents, conditioning, None)
+        padded = model.decode_padded(latents, conditioning, torch.ones(1, 1, frames), BFLOAT16_FRAME_BUCKET)
+    assert padded.shape == plain.shape == (1, 1, frames * model.config.hop_length)
+    torch.testing.assert_close(padded, plain, atol=1e-5, rtol=1e-4)
 
 
 def test_inference_only_export_is_smaller_and_speaks_the_same(tmp_path) -> None:

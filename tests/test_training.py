@@ -151,6 +151,18 @@ def _subprocess_env() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def test_auto_precision_is_bf16_on_a_cpu_that_runs_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftv_train import training
+
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    for native, expected in ((True, "bf16"), (False, "no")):
+        monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda native=native: native)
+        assert training.resolve_mixed_precision("auto", use_cpu=True) == expected
+    assert training.resolve_mixed_precision("no", use_cpu=True) == "no"  # an explicit choice is kept
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
+    assert training.resolve_mixed_precision("auto", use_cpu=True) == "fp16"  # the launcher's choice wins
+
+
 def test_config_yaml_and_overrides(tmp_path: Path) -> None:
     config = parse_config(["--config", str(PAPER_YAML), "--data", "d"])
     assert (config.batch_size, config.max_steps, config.learning_rate) == (20, 350_000, 2e-4)
