@@ -42,7 +42,7 @@ from .configuration_ftv import FTVConfig
 from .face_detection import FaceDetectionError, FaceDetector, crop_face, load_image
 from .modeling_ftv import FTVModel
 from .processing_ftv import FTVProcessor
-from .text_frontend import TextFrontendError, clean_text
+from .text_frontend import TextFrontendError, check_script, clean_text
 
 __all__ = [
     "ALLOW_UNTRAINED_ENV",
@@ -218,11 +218,14 @@ def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[str]
     return [piece for sentence in merged for piece in _split_long(sentence, max_chars)]
 
 
-def check_text(text: str | None, max_chars: int = MAX_TEXT_CHARS) -> list[str]:
-    """Validate text for synthesis and return its sentences; `TextFrontendError` with a user message otherwise."""
+def check_text(text: str | None, max_chars: int = MAX_TEXT_CHARS, language: str | None = None) -> list[str]:
+    """Validate text for synthesis and return its sentences; `TextFrontendError` with a user message otherwise.
+    With the voice's espeak-ng `language`, letters of another script are refused too (`check_script`)."""
     if text is None or not str(text).strip():
         raise TextFrontendError("The text is empty: type a sentence to speak.")
     cleaned = clean_text(str(text))  # empty / unknown characters / nothing speakable, with its own messages
+    if language is not None:  # Chinese in an English voice: refused, not read out as "Chinese letter"
+        check_script(cleaned, language)
     if len(cleaned) > max_chars:
         raise TextFrontendError(
             f"The text is too long ({len(cleaned)} characters; the limit is {max_chars}, about a minute of speech). "
@@ -464,7 +467,8 @@ class Synthesizer:
         if not isinstance(photos, (list, tuple)):
             photos = [photos]
         photos = [p for p in photos if p is not None]
-        sentences = check_text(text)  # cheap, so it fails before detection does any work
+        # cheap, so it fails before detection does any work
+        sentences = check_text(text, language=getattr(self.processor.tokenizer, "language", "en-us"))
         rate = self.config.speaking_rate if speaking_rate is None else float(speaking_rate)
         if not 0.25 <= rate <= 4.0:
             raise SynthesisError(f"The speaking rate must be between 0.25 and 4 (got {rate:g}).")

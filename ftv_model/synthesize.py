@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"Could not read the text file {args.text_file}: {error}") from error
     else:
         text = args.text
-    check_text(text)
+    check_text(text)  # the script check needs the model's language: the synthesizer makes it once loaded
     for index, photo in enumerate(args.image):
         read_photo(photo, "The photo" if len(args.image) == 1 else f"Photo {index + 1}")
     out = args.out

@@ -60,6 +60,41 @@ def clean_text(text: str) -> str:
     return text
 
 
+# espeak-ng voices whose language is written in Latin letters: given letters of another script, espeak-ng does not
+# fail, it names each one ("Chinese letter", or Cyrillic spelt letter by letter), so they are refused instead.
+LATIN_SCRIPT_LANGUAGES = {
+    "en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
+    "nl": "Dutch", "pl": "Polish", "cs": "Czech", "sv": "Swedish", "da": "Danish", "nb": "Norwegian", "fi": "Finnish",
+    "tr": "Turkish", "ro": "Romanian", "hu": "Hungarian", "ca": "Catalan", "id": "Indonesian", "vi": "Vietnamese",
+    "sw": "Swahili", "cy": "Welsh", "is": "Icelandic", "lb": "Luxembourgish", "sk": "Slovak", "sl": "Slovenian",
+}  # fmt: skip
+
+
+def foreign_letters(text: str, language: str = "en-us") -> list[str]:
+    """Letters of `text` that a Latin-script `language` cannot read (e.g. Chinese or Cyrillic in English), each once,
+    in order of appearance; [] for languages of other scripts, whose voices read their own."""
+    if language.split("-")[0].lower() not in LATIN_SCRIPT_LANGUAGES:
+        return []
+    letters = (c for c in text if unicodedata.category(c)[0] == "L")
+    return list(dict.fromkeys(c for c in letters if not unicodedata.name(c, "").startswith("LATIN")))
+
+
+def check_script(text: str, language: str = "en-us") -> None:
+    """Refuse letters of another script than the language's, naming them and the language the voice speaks."""
+    foreign = foreign_letters(text, language)
+    if not foreign:
+        return
+    scripts = sorted(
+        {unicodedata.name(c, "UNKNOWN").split()[0].title().replace("Cjk", "Chinese/Japanese") for c in foreign}
+    )
+    shown = ", ".join(repr(c) for c in foreign[:10]) + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else "")
+    name = LATIN_SCRIPT_LANGUAGES[language.split("-")[0].lower()]
+    raise TextFrontendError(
+        f"The text contains {'/'.join(scripts)} letters this voice cannot read: {shown}. It speaks {name} "
+        f"({language}) written in Latin letters: type the text in {name}, or transliterate it."
+    )
+
+
 @functools.lru_cache(maxsize=8)
 def _espeak_backend(language: str):
     from phonemizer.backend import EspeakBackend
@@ -76,11 +111,14 @@ def _espeak_backend(language: str):
 def phonemize(texts: str | Sequence[str], language: str = "en-us") -> list[str]:
     """Turn texts into IPA phoneme strings (stress marks and punctuation kept, whitespace collapsed).
 
-    Raises `TextFrontendError` for empty text or text with nothing speakable.
+    Raises `TextFrontendError` for empty text, text with nothing speakable, or letters of another script than the
+    language's (`check_script`).
     """
     if isinstance(texts, str):
         texts = [texts]
     cleaned = [clean_text(text) for text in texts]
+    for text in cleaned:
+        check_script(text, language)
     phonemes = _espeak_backend(language).phonemize(cleaned, strip=True, njobs=1)
     result = [re.sub(r"\s+", " ", p).strip() for p in phonemes]
     for text, p in zip(cleaned, result):

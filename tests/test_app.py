@@ -213,6 +213,8 @@ BAD_INPUTS = [
     ("FACE", "?! ... !!", True, "nothing to speak"),
     ("FACE", "Hello 🙂", True, "cannot be spoken"),
     ("FACE", "word " * 250, True, "too long"),
+    ("FACE", "你好，世界", True, "Chinese/Japanese letters this voice cannot read"),
+    ("FACE", "Привет, мир", True, "Cyrillic letters this voice cannot read"),
     ("FACE", "Hello there.", False, "permission"),
     (None, "Hello there.", True, "Add a photo"),
 ]

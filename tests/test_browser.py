@@ -97,6 +97,11 @@ def test_upload_type_click_and_hear(tiny_checkpoint: Path, tmp_path: Path) -> No
                 assert page.locator("#ftv-crops img").count() == 1
                 heading, listed = shown_reading(page.locator("#ftv-gender"))
                 assert heading == gender_reading[0][0] and listed == gender_reading, (heading, listed)
+                # Text in a script the voice cannot read is refused with a message that says so (it used to be read
+                # out as "Chinese letter, Chinese letter, ...").
+                page.locator("#ftv-text textarea").fill("你好，世界")
+                page.locator("#ftv-synthesize").click()
+                page.get_by_text("Chinese/Japanese letters this voice cannot read").first.wait_for(timeout=30_000)
                 page.screenshot(path=str(tmp_path / "ftv_app.png"), full_page=True)
                 assert (tmp_path / "ftv_app.png").stat().st_size > 10_000
                 assert off_machine == [], f"the page fetched from outside the machine: {off_machine}"

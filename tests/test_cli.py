@@ -99,6 +99,10 @@ BAD_RUNS = {
     "empty text": (["--image", "FACE", "--text", ""], "The text is empty"),
     "unspeakable text": (["--image", "FACE", "--text", "?!?"], "nothing to speak"),
     "too long": (["--image", "FACE", "--text", "word " * 300], "too long"),
+    "chinese text": (
+        ["--image", "FACE", "--text", "你好", "--model", "TINY", "--allow-untrained"],
+        "Chinese/Japanese letters this voice cannot read: '你', '好'. It speaks English",
+    ),
     "bad out": (["--image", "FACE", "--text", "Hello.", "--out", "OUT/hello.mp3"], "must end in .wav"),
     "missing model": (["--image", "FACE", "--text", "Hello.", "--model", "/nonexistent/ftv"], "No model at"),
     "untrained model": (["--image", "FACE", "--text", "Hello.", "--model", "TINY"], "untrained \\(random\\) weights"),
@@ -175,6 +179,9 @@ def test_split_sentences() -> None:
 
 def test_check_text_limits() -> None:
     assert check_text("Hi.  There\n") == ["Hi.", "There"]
+    with pytest.raises(TextFrontendError, match="Cyrillic letters"):
+        check_text("Привет.", language="en-us")
+    assert check_text("Привет.", language="ru") == ["Привет."]
     with pytest.raises(TextFrontendError, match="too long"):
         check_text("a" * (synthesis.MAX_TEXT_CHARS + 1))
     for text in ("", "   ", None):

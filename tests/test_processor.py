@@ -54,11 +54,22 @@ def test_batch_is_padded_with_a_mask(processor):
         ("?!... ---", "nothing to speak"),
         ("Hello 🙂", "cannot be spoken"),
         ("Bell\x07", "cannot be spoken"),
+        ("你好，世界", "Chinese/Japanese letters this voice cannot read: '你', '好', '世', '界'. It speaks English"),
+        ("Привет", "Cyrillic letters this voice cannot read: 'П', 'р', 'и', 'в', 'е', 'т'"),
+        ("Hello, мир", "Cyrillic letters .*'м', 'и', 'р'"),
     ],
 )
 def test_bad_text_is_a_clear_error(processor, text, message):
     with pytest.raises(TextFrontendError, match=message):
         processor(text=text)
+
+
+def test_accented_latin_letters_are_spoken_and_other_scripts_only_in_their_own_languages():
+    from ftv_model.text_frontend import foreign_letters
+
+    assert foreign_letters("Café déjà vu, naïve Zoë.") == []
+    assert foreign_letters("Привет", language="ru") == []  # a Russian voice reads Cyrillic
+    assert foreign_letters("Hello Ωmega", language="en-gb") == ["Ω"]
 
 
 def test_unknown_phoneme_symbols_are_reported_not_dropped(processor):
