@@ -331,8 +331,13 @@ _WORKER: dict[str, Any] = {}
 
 
 def _make_detector(config: PrepareConfig) -> FaceDetector:
+    # no CNN fallback for small faces: video frames with no face are common, and min_face_size drops small ones anyway
     return FaceDetector(
-        config.detector, weights_path=config.detector_weights, device=config.device, min_size=config.min_face_size
+        config.detector,
+        weights_path=config.detector_weights,
+        device=config.device,
+        min_size=config.min_face_size,
+        small_face_fallback=False,
     )
 
 

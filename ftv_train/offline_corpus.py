@@ -682,7 +682,8 @@ def _init_worker(config: OfflineCorpusConfig, work: str) -> None:
     import torch
 
     torch.set_num_threads(1)
-    _WORKER.update(config=config, work=Path(work), detector=FaceDetector(backend="dlib"))
+    # HOG only, as the corpus was built (the CNN fallback for small faces would change some crops of a cached build)
+    _WORKER.update(config=config, work=Path(work), detector=FaceDetector(backend="dlib", small_face_fallback=False))
 
 
 def _run_one(identity: Identity) -> dict:

