@@ -43,7 +43,7 @@ def main() -> None:
         torch.manual_seed(0)
         model, processor = FTVModel(FTVConfig()), FTVProcessor()
     model.eval().fold_weight_norm()  # as the app and the CLI serve it (ftv_model.synthesis.Synthesizer)
-    inputs = processor(text=SENTENCE, images=torch.rand(3, 256, 256))
+    inputs = processor(text=SENTENCE, images=torch.rand(3, 256, 256), do_crop_face=False)  # a stand-in crop
     tokens = int(inputs["attention_mask"].sum())
     if not args.model:
         # Pin every token to the same duration so the random model speaks for --seconds.

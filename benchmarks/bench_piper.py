@@ -105,7 +105,7 @@ def main() -> None:
     scales = [scales.get("noise_scale", 0.667), scales.get("length_scale", 1.0), scales.get("noise_w", 0.8)]
     controls = piper_scales(*scales)
     ids = processor(text=args.text)["input_ids"]
-    face = processor(images=torch.rand(3, 256, 256))["pixel_values"]
+    face = processor(images=torch.rand(3, 256, 256), do_crop_face=False)["pixel_values"]  # a stand-in crop
     feed = {"input": ids.numpy(), "input_lengths": np.array([ids.shape[1]]), "scales": np.array(scales, np.float32)}
     rate = model.config.sampling_rate
     parts = synthesis_parts(model)

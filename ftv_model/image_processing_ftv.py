@@ -1,14 +1,18 @@
-"""FTVImageProcessor: a face crop -> the normalised tensor the face encoder reads.
+"""FTVImageProcessor: a photo of a face -> the normalised tensor the face encoder reads.
 
-It expects a face crop as made by `ftv_model.face_detection.crop_face` (a square around the detected face with a
-25% margin on each side); detection and cropping belong to the data pipeline and the app, not here. It converts
-any PIL/numpy/tensor image to RGB (greyscale, RGBA and EXIF rotation handled), resizes it to `size` x `size`
-and normalises it to [-1, 1]. Several photos of one person can be given as a list; they become
+The face encoder was trained on crops made by `ftv_model.face_detection.crop_face` (a square around the detected
+face with a 25% margin on each side). By default (`do_crop_face=True`) the processor finds the largest face in each
+photo with the same offline detector and crop as the app and the CLI, so an ordinary photo gets the app's voice (a
+whole FairFace photo passed uncropped was read as the other gender); a photo with no face is a `FaceDetectionError`.
+Pipelines that already hold such crops (data preparation, training, evaluation) pass `do_crop_face=False`. It
+converts any PIL/numpy/tensor image to RGB (greyscale, RGBA and EXIF rotation handled), resizes it to
+`size` x `size` and normalises it to [-1, 1]. Several photos of one person can be given as a list; they become
 (B, N, 3, H, W) `pixel_values` with a `pixel_mask`, and the model averages their embeddings.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,7 @@ from PIL import Image
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
-from .face_detection import load_image
+from .face_detection import DEFAULT_MARGIN, FaceDetectionError, FaceDetector, crop_face, load_image
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor | str | Path
 
@@ -42,8 +46,20 @@ def to_rgb_image(image: ImageLike) -> Image.Image:
     return rgb
 
 
+_DETECTOR: dict[str, FaceDetector] = {}
+_DETECTOR_LOCK = threading.Lock()
+
+
+def shared_face_detector() -> FaceDetector:
+    """One offline face detector per process, made on first use (the app's: `FaceDetector()`, "auto")."""
+    with _DETECTOR_LOCK:
+        if "auto" not in _DETECTOR:
+            _DETECTOR["auto"] = FaceDetector()
+        return _DETECTOR["auto"]
+
+
 class FTVImageProcessor(BaseImageProcessor):
-    """Resize + normalise face crops to the face encoder's input."""
+    """Face photos -> the face encoder's input: find and crop the face (`do_crop_face`), resize, normalise."""
 
     model_input_names = ["pixel_values", "pixel_mask"]
 
@@ -52,28 +68,49 @@ class FTVImageProcessor(BaseImageProcessor):
         size: int = 128,
         image_mean: Sequence[float] = (0.5, 0.5, 0.5),
         image_std: Sequence[float] = (0.5, 0.5, 0.5),
+        do_crop_face: bool = True,
+        face_margin: float = DEFAULT_MARGIN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.size = int(size["height"] if isinstance(size, dict) else size)
         self.image_mean = list(image_mean)
         self.image_std = list(image_std)
+        self.do_crop_face = bool(do_crop_face)
+        self.face_margin = float(face_margin)
 
-    def _to_array(self, image: ImageLike) -> np.ndarray:
-        rgb = to_rgb_image(image).resize((self.size, self.size), Image.Resampling.BICUBIC)
+    def crop_face(self, image: ImageLike) -> Image.Image:
+        """The crop the model expects of the largest face in `image` (as the app makes it), or a
+        `FaceDetectionError` that says what to do."""
+        rgb = to_rgb_image(image)
+        boxes = shared_face_detector().detect(rgb)
+        if not boxes:
+            raise FaceDetectionError(
+                "No face was found in the photo: use a clear, front-facing photo of one face in good light. If it is "
+                "already a face crop made by ftv_model.face_detection.crop_face, pass do_crop_face=False."
+            )
+        return crop_face(rgb, boxes[0], margin=self.face_margin, size=self.size)
+
+    def _to_array(self, image: ImageLike, do_crop_face: bool = False) -> np.ndarray:
+        rgb = self.crop_face(image) if do_crop_face else to_rgb_image(image)
+        rgb = rgb.resize((self.size, self.size), Image.Resampling.BICUBIC)
         array = np.asarray(rgb, dtype=np.float32) / 255.0
         array = (array - np.asarray(self.image_mean, np.float32)) / np.asarray(self.image_std, np.float32)
         return array.transpose(2, 0, 1)
 
-    def preprocess(self, images: Any, return_tensors: str | None = "pt", **kwargs: Any) -> BatchFeature:
-        """images: one image, a list (one per item), or a list of lists (several photos per item)."""
+    def preprocess(
+        self, images: Any, return_tensors: str | None = "pt", do_crop_face: bool | None = None, **kwargs: Any
+    ) -> BatchFeature:
+        """images: one image, a list (one per item), or a list of lists (several photos per item).
+        `do_crop_face` (default: the processor's own) finds and crops the face in each photo first."""
+        crop = self.do_crop_face if do_crop_face is None else bool(do_crop_face)
         if images is None or (isinstance(images, (list, tuple)) and len(images) == 0):
             raise ValueError("No face image given: pass a face photo (PIL image, array or file path).")
         if not isinstance(images, (list, tuple)):
             images = [images]
         nested = any(isinstance(item, (list, tuple)) for item in images)
         if not nested:
-            pixel_values = np.stack([self._to_array(image) for image in images])
+            pixel_values = np.stack([self._to_array(image, crop) for image in images])
             return BatchFeature({"pixel_values": pixel_values}, tensor_type=return_tensors)
         groups = [list(item) if isinstance(item, (list, tuple)) else [item] for item in images]
         if any(len(group) == 0 for group in groups):
@@ -83,6 +120,6 @@ class FTVImageProcessor(BaseImageProcessor):
         pixel_mask = np.zeros((len(groups), most), dtype=np.int64)
         for i, group in enumerate(groups):
             for j, image in enumerate(group):
-                pixel_values[i, j] = self._to_array(image)
+                pixel_values[i, j] = self._to_array(image, crop)
                 pixel_mask[i, j] = 1
         return BatchFeature({"pixel_values": pixel_values, "pixel_mask": pixel_mask}, tensor_type=return_tensors)

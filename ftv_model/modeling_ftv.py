@@ -63,6 +63,7 @@ class FTVModelOutput(ModelOutput):
     face_embedding: (B, face_embedding_size) F (averaged over photos when several are given).
     attribute_logits: {"gender": (B, 2), "race": (B, 6)} from the face attribute head (empty when switched off),
         divided by the calibration temperatures (`config.face_attribute_temperatures`): their softmax is calibrated.
+    attributes: the same readings with their labels, one dict per item: {"gender": {"male": p, "female": p}, ...}.
     durations: (B, T_text) frames per input token.
     """
 
@@ -71,6 +72,7 @@ class FTVModelOutput(ModelOutput):
     spectrogram: torch.Tensor | None = None
     face_embedding: torch.Tensor | None = None
     attribute_logits: dict[str, torch.Tensor] | None = None
+    attributes: list[dict[str, dict[str, float]]] | None = None
     durations: torch.Tensor | None = None
 
 
@@ -587,6 +589,16 @@ class FTVModel(FTVPreTrainedModel):
         """Face attribute head logits ({} when the head is switched off): raw, as the attribute loss trains them."""
         return {} if self.face_attribute_head is None else self.face_attribute_head(face_embeddings)
 
+    def label_attributes(self, logits: dict[str, torch.Tensor]) -> list[dict[str, dict[str, float]]]:
+        """Attribute logits (B, classes) -> per item {attribute: {label: probability}}, labels from the config."""
+        names = self.config.attribute_labels
+        probabilities = {name: value.float().softmax(-1).tolist() for name, value in logits.items()}
+        batch = len(next(iter(probabilities.values()), []))
+        return [
+            {name: dict(zip(names[name], rows[i])) for name, rows in probabilities.items() if name in names}
+            for i in range(batch)
+        ]
+
     def calibrated_face_attributes(self, face_embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
         """Face attribute logits divided by `config.face_attribute_temperatures` (fitted on held-out identities), so
         their softmax is a calibrated probability; what inference returns and the demo shows."""
@@ -746,7 +758,8 @@ class FTVModel(FTVPreTrainedModel):
             sequence_lengths=frame_lengths * self.config.hop_length,
             spectrogram=latents,
             face_embedding=face,
-            attribute_logits=self.calibrated_face_attributes(face),
+            attribute_logits=(readings := self.calibrated_face_attributes(face)),
+            attributes=self.label_attributes(readings) if readings else None,
             durations=durations.squeeze(1),
         )
 

@@ -18,7 +18,9 @@ class FTVProcessor(ProcessorMixin):
     """Wraps FTVTokenizer (text -> phoneme ids) and FTVImageProcessor (face crops -> pixel_values).
 
     `processor(text=..., images=...)` returns input_ids, attention_mask and pixel_values (plus pixel_mask when
-    items have several photos). Pass `phonemes=` instead of `text=` for precomputed IPA strings.
+    items have several photos). Photos are searched for the largest face, cropped as the app crops it
+    (`do_crop_face=False` for images that already are such crops). Pass `phonemes=` instead of `text=` for
+    precomputed IPA strings.
     `max_input_length` bounds the token count with a clear error (split long text into sentences).
     """
 
@@ -58,6 +60,7 @@ class FTVProcessor(ProcessorMixin):
         images: Any = None,
         phonemes: str | list[str] | None = None,
         return_tensors: str | None = "pt",
+        do_crop_face: bool | None = None,
         **kwargs: Any,
     ) -> BatchFeature:
         if text is not None and phonemes is not None:
@@ -81,7 +84,7 @@ class FTVProcessor(ProcessorMixin):
                 )
             data.update(encoded)
         if images is not None:
-            data.update(self.image_processor(images, return_tensors=return_tensors))
+            data.update(self.image_processor(images, return_tensors=return_tensors, do_crop_face=do_crop_face))
         if not data:
             raise ValueError("Nothing to process: give text (or phonemes) and/or images.")
         return BatchFeature(data, tensor_type=return_tensors)

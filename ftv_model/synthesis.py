@@ -483,7 +483,7 @@ class Synthesizer:
         start = time.perf_counter()
         # One face input for the whole batch (the model broadcasts it): several photos are averaged once.
         images = [crops] if len(crops) > 1 else crops
-        inputs = self.processor(text=sentences, images=images).to(self.device)
+        inputs = self.processor(text=sentences, images=images, do_crop_face=False).to(self.device)  # cropped above
         timings["process"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -504,10 +504,7 @@ class Synthesizer:
             if pieces:
                 pieces.append(pause)
             pieces.append(waves[i, :length])
-        attributes = {
-            name: dict(zip(self.config.attribute_labels[name], logits[0].softmax(-1).tolist()))
-            for name, logits in (output.attribute_logits or {}).items()
-        }
+        attributes = output.attributes[0] if output.attributes else {}  # calibrated, with their labels
         return SynthesisResult(
             waveform=np.clip(np.concatenate(pieces), -1.0, 1.0).astype(np.float32),
             sampling_rate=self.sampling_rate,

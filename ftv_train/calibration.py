@@ -88,7 +88,8 @@ def read_face_attributes(model: Any, processor: Any, faces: Sequence[Any], batch
     out: dict[str, list[np.ndarray]] = {}
     with torch.inference_mode():
         for start in range(0, len(faces), batch_size):
-            pixels = processor(images=list(faces[start : start + batch_size]), return_tensors="pt")["pixel_values"]
+            batch = list(faces[start : start + batch_size])  # dataset crops
+            pixels = processor(images=batch, return_tensors="pt", do_crop_face=False)["pixel_values"]
             embeddings = model.get_face_embeddings(pixels.to(model.device))
             for name, logits in model.face_attributes(embeddings).items():
                 out.setdefault(name, []).append(logits.float().cpu().numpy())

@@ -245,7 +245,9 @@ class FTVCollator:
         self.attributes = tuple(attributes)
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        encoded = self.processor(phonemes=[item["phonemes"] for item in items], images=[item["face"] for item in items])
+        encoded = self.processor(
+            phonemes=[item["phonemes"] for item in items], images=[item["face"] for item in items], do_crop_face=False
+        )
         token_lengths = encoded["attention_mask"].sum(-1)
         keep = [i for i, item in enumerate(items) if int(token_lengths[i]) <= len(item["waveform"]) // self.hop_length]
         if not keep:

@@ -342,7 +342,9 @@ class FTVSynthesizer:
 
     @torch.inference_mode()
     def face_embeddings(self, faces: Sequence[Image.Image]) -> np.ndarray:
-        pixels = self.processor(images=list(faces), return_tensors="pt")["pixel_values"].to(self.device)
+        pixels = self.processor(images=list(faces), return_tensors="pt", do_crop_face=False)["pixel_values"].to(
+            self.device
+        )
         return self.model.get_face_embeddings(pixels).float().cpu().numpy()
 
     @torch.inference_mode()
@@ -352,7 +354,9 @@ class FTVSynthesizer:
         names = self.model.config.attribute_labels.get("gender")
         if self.model.face_attribute_head is None or not names:
             return None
-        pixels = self.processor(images=list(faces), return_tensors="pt")["pixel_values"].to(self.device)
+        pixels = self.processor(images=list(faces), return_tensors="pt", do_crop_face=False)["pixel_values"].to(
+            self.device
+        )
         logits = self.model.calibrated_face_attributes(self.model.get_face_embeddings(pixels)).get("gender")
         if logits is None:
             return None
@@ -367,7 +371,9 @@ class FTVSynthesizer:
         faces: Sequence[Image.Image] | None = None,
         face_embeddings: np.ndarray | None = None,
     ) -> list[np.ndarray]:
-        inputs = self.processor(**self._text_inputs(texts, phonemes), images=faces, return_tensors="pt")
+        inputs = self.processor(
+            **self._text_inputs(texts, phonemes), images=faces, return_tensors="pt", do_crop_face=False
+        )
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         if face_embeddings is not None:
             inputs.pop("pixel_values", None)
@@ -394,7 +400,9 @@ class FTVSynthesizer:
         batch = torch.zeros(len(waves), int(lengths.max()), device=self.device)
         for i, w in enumerate(waves):
             batch[i, : len(w)] = torch.from_numpy(w)
-        pixels = self.processor(images=list(faces), return_tensors="pt")["pixel_values"].to(self.device)
+        pixels = self.processor(images=list(faces), return_tensors="pt", do_crop_face=False)["pixel_values"].to(
+            self.device
+        )
         out = self.model.reconstruct(batch, lengths, pixel_values=pixels)
         audio = out.waveform.float().cpu().numpy()
         return [a[: int(n)] for a, n in zip(audio, out.sequence_lengths.cpu().tolist())]

@@ -241,7 +241,8 @@ inputs = processor(text="Hello, nice to meet you.", images=Image.open("face.jpg"
 audio = model(**inputs, seed=0).waveform[0]  # at model.config.sampling_rate
 ```
 
-Faces should be crops like those made by `ftv_model.face_detection.crop_face` (square, 25% margin).
+The processor finds the largest face in a photo and crops it as the demo does; pass `do_crop_face=False` for
+images that already are crops made by `ftv_model.face_detection.crop_face` (square, 25% margin).
 
 ## Training data
 

@@ -77,7 +77,9 @@ def synthesize_pairs(
     for start in tqdm(range(0, len(rows), config.synthesis_batch_size), desc="teacher synthesis", unit="batch"):
         batch = rows[start : start + config.synthesis_batch_size]
         faces = [face_images(row["faces"][:1])[0] for row in batch]
-        inputs = processor(phonemes=[row["phonemes"] for row in batch], images=faces, return_tensors="pt")
+        inputs = processor(
+            phonemes=[row["phonemes"] for row in batch], images=faces, return_tensors="pt", do_crop_face=False
+        )
         out = model(
             **inputs,
             noise_scale=config.noise_scale,

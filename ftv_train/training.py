@@ -1199,7 +1199,9 @@ class Trainer:
             self.step_fn.last_mels = None
         if self.samples:
             inputs = self.processor(
-                phonemes=[s["phonemes"] for s in self.samples], images=[s["face"] for s in self.samples]
+                phonemes=[s["phonemes"] for s in self.samples],
+                images=[s["face"] for s in self.samples],
+                do_crop_face=False,
             )
             inputs = {key: value.to(accelerator.device) for key, value in inputs.items()}
             model.eval()
