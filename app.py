@@ -69,6 +69,12 @@ model never trained on, so a reading at 80% is right about 8 times in 10 on such
 """
 
 
+def character_count(text: str) -> str:
+    """The line under the text box: characters used of `MAX_TEXT_CHARS`, and whether that is too many."""
+    over = len(text) > MAX_TEXT_CHARS
+    return f"{len(text):,} / {MAX_TEXT_CHARS:,} characters" + (" — too long: shorten it to speak it" if over else "")
+
+
 def reading_label(name: str, config: object) -> str:
     """The face reading's title: says whether its probabilities are calibrated (`face_attribute_temperatures`)."""
     calibrated = name in (getattr(config, "face_attribute_temperatures", None) or {})
@@ -256,13 +262,17 @@ def build_demo(
                     height=120,
                     elem_id="ftv-extra",
                 )
+                # No max_length: the browser would cut pasted text silently; the count shows the limit and a text
+                # over it is refused with a message (check_text), never spoken cut off.
                 text = gr.Textbox(
                     label="Text to speak",
                     placeholder="Type what you want to say.",
                     lines=3,
-                    max_length=MAX_TEXT_CHARS,
+                    info=f"Up to {MAX_TEXT_CHARS:,} characters (about a minute of speech); long text is spoken "
+                    "sentence by sentence.",
                     elem_id="ftv-text",
                 )
+                count = gr.Markdown(character_count(""), elem_id="ftv-count")
                 consent = gr.Checkbox(
                     label="This is my face, or I have the person's permission to use it.",
                     value=False,
@@ -335,6 +345,9 @@ def build_demo(
         )
         gr.Markdown(CREDITS, elem_id="ftv-credits")
 
+        text.change(
+            character_count, inputs=text, outputs=count, queue=False, show_progress="hidden", trigger_mode="always_last"
+        )
         button.click(
             make_handler(synthesizer, problem, output_dir),
             inputs=[photo, extra_photos, text, consent, speaking_rate, noise_scale, noise_scale_duration, seed],

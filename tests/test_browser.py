@@ -102,6 +102,20 @@ def test_upload_type_click_and_hear(tiny_checkpoint: Path, tmp_path: Path) -> No
                 page.locator("#ftv-text textarea").fill("你好，世界")
                 page.locator("#ftv-synthesize").click()
                 page.get_by_text("Chinese/Japanese letters this voice cannot read").first.wait_for(timeout=30_000)
+
+                # Pasted text over the limit is kept whole (the browser used to cut it at 1,000 characters and the
+                # app spoke the cut-off sentence), counted against the limit, and refused with a message.
+                long_text = "Hello there, this is my voice. " * 40  # 1,240 characters
+                page.locator("#ftv-text textarea").fill(long_text)
+                assert page.locator("#ftv-text textarea").input_value() == long_text
+                page.get_by_text(f"{len(long_text):,} / 1,000 characters").wait_for(timeout=10_000)
+                assert "too long" in page.locator("#ftv-count").inner_text()
+                page.locator("#ftv-synthesize").click()
+                page.get_by_text(f"The text is too long ({len(long_text.strip())} characters").first.wait_for(
+                    timeout=30_000
+                )
+                page.locator("#ftv-text textarea").fill("Short again.")
+                page.get_by_text("12 / 1,000 characters").wait_for(timeout=10_000)
                 page.screenshot(path=str(tmp_path / "ftv_app.png"), full_page=True)
                 assert (tmp_path / "ftv_app.png").stat().st_size > 10_000
                 assert off_machine == [], f"the page fetched from outside the machine: {off_machine}"
