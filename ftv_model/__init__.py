@@ -9,6 +9,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcesso
 from .configuration_ftv import FTVConfig
 from .discriminator import FTVDiscriminator
 from .image_processing_ftv import FTVImageProcessor
+from .loading import BUNDLED_CHECKPOINT
 from .modeling_ftv import FTVModel, FTVModelOutput, FTVPreTrainedModel, FTVTrainingOutput
 from .processing_ftv import FTVProcessor
 from .text_frontend import TextFrontendError
@@ -21,6 +22,7 @@ AutoImageProcessor.register(FTVConfig, slow_image_processor_class=FTVImageProces
 AutoProcessor.register(FTVConfig, FTVProcessor, exist_ok=True)
 
 __all__ = [
+    "BUNDLED_CHECKPOINT",
     "FTVConfig",
     "FTVDiscriminator",
     "FTVImageProcessor",

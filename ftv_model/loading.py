@@ -7,8 +7,13 @@ a user needs to hear what was looked for and how to get a checkpoint instead.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from huggingface_hub.errors import HFValidationError
+
+# The checkpoint bundled with the repository (the app's and the CLI's default); an installed checkout (scripts/setup.sh
+# installs it in editable mode) finds it from any folder.
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ftv-offline"
 
 
 class CheckpointNotFoundError(OSError):

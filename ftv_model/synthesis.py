@@ -40,6 +40,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .configuration_ftv import FTVConfig
 from .face_detection import FaceDetectionError, FaceDetector, crop_face, load_image
+from .loading import BUNDLED_CHECKPOINT
 from .modeling_ftv import FTVModel
 from .processing_ftv import FTVProcessor
 from .text_frontend import TextFrontendError, check_script, clean_text
@@ -68,8 +69,7 @@ __all__ = [
     "write_wav",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "ftv-offline"
+DEFAULT_CHECKPOINT = BUNDLED_CHECKPOINT
 MODEL_ENV = "FTV_MODEL"
 ALLOW_UNTRAINED_ENV = "FTV_ALLOW_UNTRAINED"
 

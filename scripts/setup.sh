@@ -36,4 +36,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 python -m pip install -q --disable-pip-version-check -r "$requirements"
+# the checkout itself, editable: `import ftv_model` and the ftv-* commands work from any folder
+python -m pip install -q --disable-pip-version-check --no-deps -e .
 echo "ftv: setup done"
