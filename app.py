@@ -109,11 +109,10 @@ def with_friendly_upload_errors(image: gr.Image) -> gr.Image:
             raise
         except Exception as error:
             name = getattr(payload, "orig_name", None) or "The upload"
-            raise gr.Error(
+            raise user_error(
                 f"{name} could not be opened as an image ({type(error).__name__}): upload a JPEG or PNG photo of a "
                 "face.",
-                title="Not an image",
-                print_exception=False,
+                "Not an image",
             ) from error
 
     image.preprocess = checked_preprocess  # type: ignore[method-assign]
@@ -141,6 +140,16 @@ def _extra_paths(extra: Any) -> list[str]:
     return [str(getattr(item, "name", item)) for item in items if item]
 
 
+def user_error(message: str, title: str) -> gr.Error:
+    """An error toast for the user. Gradio's toast heads every error "Error" whatever its title, so the title leads
+    the message too; `CLOSE_TOASTS_JS` clears it once a later request succeeds."""
+    return gr.Error(f"{title}: {message}", title=title, print_exception=False)
+
+
+# After a successful synthesis, error toasts from earlier attempts are stale: close them.
+CLOSE_TOASTS_JS = "() => { document.querySelectorAll('[data-testid=\"toast-close\"]').forEach((b) => b.click()); }"
+
+
 def make_handler(synthesizer: Synthesizer | None, problem: str | None, output_dir: Path):
     """The Synthesize button's function, closed over the service that was loaded once at start."""
 
@@ -156,16 +165,14 @@ def make_handler(synthesizer: Synthesizer | None, problem: str | None, output_di
     ) -> tuple[str, list[Any], dict[str, float], dict[str, float], str]:
         start = time.perf_counter()
         if synthesizer is None:
-            raise gr.Error(problem or "No model is loaded.", title="No model", print_exception=False)
+            raise user_error(problem or "No model is loaded.", "No model")
         if not consent:
-            raise gr.Error(
-                "Please confirm first that this is your face or that you have permission to use it.",
-                title="Consent needed",
-                print_exception=False,
+            raise user_error(
+                "Please confirm first that this is your face or that you have permission to use it.", "Consent needed"
             )
         photos = ([photo] if photo else []) + _extra_paths(extra_photos)
         if not photos:
-            raise gr.Error("Add a photo of a face (upload, webcam or paste).", title="No photo", print_exception=False)
+            raise user_error("Add a photo of a face (upload, webcam or paste).", "No photo")
         try:
             result = synthesizer.synthesize(
                 photos,
@@ -178,7 +185,7 @@ def make_handler(synthesizer: Synthesizer | None, problem: str | None, output_di
             _remove_old_outputs(output_dir)
             path = synthesizer.save(result, output_dir)
         except ValueError as error:  # FaceDetectionError, TextFrontendError, SynthesisError: messages for users
-            raise gr.Error(str(error), title="Cannot synthesize", print_exception=False) from error
+            raise user_error(str(error), "Cannot synthesize") from error
         for note in result.notes:
             gr.Warning(note)
         total = time.perf_counter() - start
@@ -353,7 +360,7 @@ def build_demo(
             inputs=[photo, extra_photos, text, consent, speaking_rate, noise_scale, noise_scale_duration, seed],
             outputs=[audio, crops, gender, race, details],
             api_name="synthesize",
-        )
+        ).success(None, js=CLOSE_TOASTS_JS, queue=False)
     return demo
 
 

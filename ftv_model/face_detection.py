@@ -142,7 +142,10 @@ def load_image(source: str | os.PathLike[str] | bytes | bytearray | io.IOBase | 
             source.load()
             return _upright_rgb(source)
         except (OSError, SyntaxError, ValueError) as error:
-            raise FaceDetectionError(f"The image is corrupt or truncated ({error}).") from error
+            raise FaceDetectionError(
+                f"The image is corrupt or truncated ({error}): save or export the photo again (or take another) and "
+                "upload that."
+            ) from error
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise FaceDetectionError("The image is empty (0 bytes).")
@@ -164,7 +167,9 @@ def load_image(source: str | os.PathLike[str] | bytes | bytearray | io.IOBase | 
     except UnidentifiedImageError as error:
         raise FaceDetectionError(f"{name} is not an image (or not in a format Pillow can read).") from error
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise FaceDetectionError(f"{name} is corrupt or truncated ({error}).") from error
+        raise FaceDetectionError(
+            f"{name} is corrupt or truncated ({error}): save or export the photo again (or take another) and use that."
+        ) from error
 
 
 def _upright_rgb(image: Image.Image) -> Image.Image:

@@ -78,6 +78,8 @@ def test_upload_type_click_and_hear(tiny_checkpoint: Path, tmp_path: Path) -> No
                 # Without consent the request is refused, and the user sees why.
                 page.locator("#ftv-synthesize").click()
                 page.get_by_text("Please confirm first").wait_for(timeout=30_000)
+                toast = page.locator("[data-testid=toast-body]")
+                assert "Consent needed" in toast.first.inner_text()  # the app's title, not only "Error"
 
                 page.locator("#ftv-consent input[type=checkbox]").check()
                 page.locator("#ftv-synthesize").click()
@@ -85,6 +87,7 @@ def test_upload_type_click_and_hear(tiny_checkpoint: Path, tmp_path: Path) -> No
                 link.wait_for(state="attached", timeout=120_000)
                 assert page.locator("#ftv-audio audio").count() >= 1
                 page.get_by_text("sentence(s)").wait_for(timeout=30_000)
+                toast.first.wait_for(state="detached", timeout=10_000)  # the earlier error is closed by the success
 
                 name = link.get_attribute("download")
                 assert name and name.startswith("ftv-synthetic-") and name.endswith(".wav")
