@@ -78,7 +78,8 @@ def character_count(text: str) -> str:
 def reading_label(name: str, config: object) -> str:
     """The face reading's title: says whether its probabilities are calibrated (`face_attribute_temperatures`)."""
     calibrated = name in (getattr(config, "face_attribute_temperatures", None) or {})
-    return f"Predicted {name} (from the face; {'calibrated' if calibrated else 'uncalibrated'} probabilities)"
+    # one line: a longer label wraps and covers the value under it
+    return f"Predicted {name} ({'calibrated' if calibrated else 'uncalibrated'})"
 
 
 CSS = """
@@ -331,9 +332,12 @@ def build_demo(
                     elem_id="ftv-audio",
                 )
                 details = gr.Markdown(label="Details", elem_id="ftv-details")
+                # The caption sits above the gallery: as the gallery's own label it covered the crop's top edge.
+                gr.Markdown("**Face crop(s) the model used**", elem_id="ftv-crops-caption")
                 with gr.Row():
                     crops = gr.Gallery(
                         label="Face crop(s) the model used",
+                        show_label=False,
                         columns=4,
                         fit_columns=False,
                         object_fit="contain",

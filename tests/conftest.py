@@ -20,7 +20,11 @@ SHARED_DATA = Path(os.environ.get("FTV_SHARED_DATA", REPO_ROOT.parent / "shared"
 def shared_data() -> Path:
     """../shared/data, or skip: it holds real data that may not be copied into the repo."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"needs the shared real data at {SHARED_DATA} (set FTV_SHARED_DATA); always present in CI")
+        pytest.skip(
+            f"needs ../shared/data, the project's real faces, talking-face video and speech, whose licences keep them "
+            f"out of this repository (looked for at {SHARED_DATA}; set FTV_SHARED_DATA to its path); always present "
+            "in CI"
+        )
     return SHARED_DATA
 
 
