@@ -63,6 +63,12 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(math.exp(result.x))
 
 
+def _readings(logits: np.ndarray, labels: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence of the class read, 1 where it is the label) per reading, at `temperature`."""
+    probs = _softmax(logits / temperature)
+    return probs.max(-1), (probs.argmax(-1) == labels).astype(np.float64)
+
+
 def _summary(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict[str, Any]:
     probs = _softmax(logits / temperature)
     predicted = probs.argmax(-1)
@@ -105,6 +111,7 @@ class CalibrationConfig:
     split: str = "validation_unseen"
     attributes: list[str] = field(default_factory=lambda: ["gender", "race"])
     write: bool = False  # store the temperatures in the model's config.json (+ face_calibration.json beside it)
+    plot: str | None = None  # a PNG: the gender reading's reliability diagram, before and after, on every split scored
     # other held-out splits scored before and after with the fitted temperatures (never fitted on), e.g. test_unseen
     check_splits: list[str] = field(default_factory=list)
     threads: int | None = None
@@ -155,6 +162,7 @@ def calibrate_face_head(config: CalibrationConfig) -> dict[str, Any]:
     logits = read_face_attributes(model, processor, faces)
     results: dict[str, Any] = {}
     temperatures = dict(model.config.face_attribute_temperatures)
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in config.attributes:
         if name not in logits:
             continue
@@ -166,6 +174,9 @@ def calibrate_face_head(config: CalibrationConfig) -> dict[str, Any]:
         temperature = fit_temperature(z, y)
         temperatures[name] = round(temperature, 4)
         results[name] = {"before": _summary(z, y, 1.0), "after": _summary(z, y, temperature)}
+        if name == "gender":
+            curves[f"{config.split}, before"] = _readings(z, y, 1.0)
+            curves[f"{config.split}, after (T={temperature:.2f})"] = _readings(z, y, temperature)
     checks: dict[str, Any] = {}
     for split in config.check_splits:
         check_faces, check_labels, check_speakers = _held_out_faces(config.data, split)
@@ -176,10 +187,17 @@ def calibrate_face_head(config: CalibrationConfig) -> dict[str, Any]:
                 continue
             known = check_labels[name] >= 0
             z, y = check_logits[name][known], check_labels[name][known]
+            if name == "gender":
+                curves[f"{split}, before"] = _readings(z, y, 1.0)
+                curves[f"{split}, after"] = _readings(z, y, temperatures[name])
             checks[split]["attributes"][name] = {
                 "before": _summary(z, y, 1.0),
                 "after": _summary(z, y, temperatures[name]),
             }
+    if config.plot and curves:
+        from ftv_train.metrics.plots import reliability_diagram
+
+        reliability_diagram(curves, config.plot, "Reliability of the gender read from the face")
     report = {
         "config": asdict(config),
         "split": config.split,
@@ -213,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check-splits", default="", help="held-out splits scored with the fitted temperatures, e.g. test_unseen"
     )
+    parser.add_argument("--plot", help="write the gender reading's reliability diagram (before / after) to this PNG")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     args = parser.parse_args(argv)
     config = CalibrationConfig(
@@ -222,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         attributes=[a.strip() for a in args.attributes.split(",") if a.strip()],
         write=args.write,
         check_splits=[a.strip() for a in args.check_splits.split(",") if a.strip()],
+        plot=args.plot,
         threads=args.threads,
     )
     try:

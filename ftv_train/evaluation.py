@@ -1003,6 +1003,20 @@ def make_plots(
                 names, abx_vals, out / "abx_by_system.png", "Objective ABX (top-1)", "accuracy", reference=chance
             )
         )
+    curves = {}
+    for system in ("model", "baseline"):
+        recs = [r for recs in records.get(system, {}).values() for r in recs]
+        scored = [
+            (r["face_gender_confidence"], float(r["face_gender"] == r["gender"]))
+            for r in recs
+            if r.get("face_gender_confidence") is not None and r.get("face_gender", -1) >= 0 and r["gender"] >= 0
+        ]
+        if scored:
+            curves[SYSTEM_TITLES[system]] = ([c for c, _ in scored], [k for _, k in scored])
+    if curves:
+        files.append(
+            plots.reliability_diagram(curves, out / "face_gender_reliability.png", "Face head's gender reading")
+        )
     main = "model" if "model" in systems else next(iter(systems))
     for attribute in ("gender", "race"):
         rows = [r for r in systems[main]["overall"]["subgroups"][attribute] if r["count"]]

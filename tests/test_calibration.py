@@ -98,8 +98,11 @@ def test_calibration_run_fits_on_held_out_identities_and_writes_the_model(tmp_pa
     with pytest.raises(ValueError, match="validation_unseen"):  # training identities are refused
         calibrate_face_head(CalibrationConfig(model=str(model_dir), data=str(data), split="validation"))
     report = calibrate_face_head(
-        CalibrationConfig(model=str(model_dir), data=str(data), write=True, check_splits=["test_unseen"])
+        CalibrationConfig(
+            model=str(model_dir), data=str(data), write=True, check_splits=["test_unseen"], plot=str(tmp_path / "r.png")
+        )
     )
+    assert (tmp_path / "r.png").stat().st_size > 5_000  # the reliability diagram, before and after
     gender = report["attributes"]["gender"]
     assert report["identities"] == 3 and gender["before"]["readings"] == 12
     assert gender["after"]["nll"] <= gender["before"]["nll"] + 1e-9  # the fit minimises held-out NLL

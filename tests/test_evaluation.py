@@ -228,7 +228,7 @@ def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
     assert sf.info(str(wavs[0])).samplerate == 16000
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert "tsne_ground_truth_all.png" in pngs and "tsne_model_all.png" in pngs and "secs_by_system.png" in pngs
-    assert "abx_by_system.png" in pngs and "secs_by_gender.png" in pngs
+    assert "abx_by_system.png" in pngs and "secs_by_gender.png" in pngs and "face_gender_reliability.png" in pngs
     assert (out / "gender_classifier.json").is_file()
 
 

@@ -1,4 +1,5 @@
-"""Plots for evaluation reports: t-SNE of speaker embeddings (the paper's Figures 3 and 6) and bar charts.
+"""Plots for evaluation reports: t-SNE of speaker embeddings (the paper's Figures 3 and 6), bar charts, and the
+reliability diagram of the face head's readings.
 
 Matplotlib's Agg backend is forced so that plotting works on headless machines and in CI.
 """
@@ -83,6 +84,30 @@ def bar_chart(
     finite = vals[np.isfinite(vals)]
     top = max([*finite.tolist(), reference or 0.0, 1e-6])
     ax.set_ylim(min(0.0, *finite.tolist()) if len(finite) else 0.0, top * 1.2)
+    return _save(fig, path)
+
+
+def reliability_diagram(
+    curves: dict[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, title: str, bins: int = 10
+) -> Path:
+    """Accuracy against confidence per equal-width bin, one line per named (confidences, correct) set, with the
+    diagonal a calibrated reader would follow and each curve's ECE in the legend."""
+    from .calibration import expected_calibration_error, reliability_bins
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.4), dpi=120)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="gray", linewidth=1, label="calibrated")
+    for name, (confidences, correct) in curves.items():
+        rows = [r for r in reliability_bins(confidences, correct, bins) if r["count"]]
+        ece = expected_calibration_error(confidences, correct, bins)
+        ax.plot(
+            [r["confidence"] for r in rows], [r["accuracy"] for r in rows], marker="o", label=f"{name} (ECE {ece:.3f})"
+        )
+    ax.set_xlim(0.45, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel("confidence of the class read")
+    ax.set_ylabel("share read right")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
     return _save(fig, path)
 
 
