@@ -30,7 +30,9 @@ def _outside(tmp_path: Path) -> Path:
 
 
 def test_console_command_synthesizes_from_outside_the_repository(tmp_path: Path) -> None:
-    command = shutil.which("ftv-synthesize")
+    # next to this interpreter (.venv/bin, without activating it), else on PATH
+    beside = Path(sys.executable).parent / "ftv-synthesize"
+    command = str(beside) if beside.is_file() else shutil.which("ftv-synthesize")
     assert command, "ftv-synthesize is not installed: run `bash scripts/setup.sh` (it installs the checkout)"
     folder = _outside(tmp_path)
     done = subprocess.run(
