@@ -6,7 +6,8 @@
 #   bash scripts/setup.sh --dev    # + test and lint tools (pytest, ruff, playwright driving Debian's chromium)
 # Then run things with .venv/bin/python (or `source .venv/bin/activate`; the ftv-* commands are in .venv/bin).
 # Cost: about 6 GB in .venv on a machine without the packages (PyPI's torch for x86_64 Linux comes with its CUDA
-# libraries even for CPU use), a few minutes to download; the apt packages add about 150 MB (--dev: chromium, 300 MB).
+# libraries even for CPU use), a few minutes to download; the apt packages add about 400 MB with a compiler (pyworld and
+# webrtcvad have no wheels for Python 3.13, Debian 13's), --dev another 300 MB for chromium.
 # PYTHON=/path/to/python3.x picks the interpreter (3.10 or newer; default: python3, else python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,7 @@ apt_groups=(
   "libglib2.0-0t64 libglib2.0-0"
   "libsndfile1"                                            # soundfile
   "python3-venv"                                           # the project's virtual environment
+  "build-essential" "python3-dev"                          # packages without wheels for the newest Pythons
 )
 # the offline corpus's voice engines (train/make_offline_corpus.py)
 [ -n "$level" ] && apt_groups+=("flite" "festival" "festvox-us-slt-hts" "festvox-kallpc16k" "festvox-kdlpc16k")
