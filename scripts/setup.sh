@@ -5,7 +5,7 @@
 #   bash scripts/setup.sh --train  # + training, data preparation and evaluation
 #   bash scripts/setup.sh --dev    # + test and lint tools (pytest, ruff, playwright driving Debian's chromium)
 # Then run things with .venv/bin/python (or `source .venv/bin/activate`; the ftv-* commands are in .venv/bin).
-# Cost: about 6 GB in .venv on a machine without the packages (PyPI's torch for x86_64 Linux comes with its CUDA
+# Cost: 7.9 GB in .venv on a machine without the packages (PyPI's torch for x86_64 Linux comes with its CUDA
 # libraries even for CPU use), a few minutes to download; the apt packages add about 400 MB with a compiler (pyworld and
 # webrtcvad have no wheels for Python 3.13, Debian 13's), --dev another 300 MB for chromium.
 # PYTHON=/path/to/python3.x picks the interpreter (3.10 or newer; default: python3, else python).
