@@ -219,3 +219,16 @@ def test_huge_and_absurd_images(tmp_path: Path) -> None:
     Image.new("1", (12000, 10000)).save(absurd)  # 120 megapixels, a few kB on disk
     with pytest.raises(synthesis.FaceDetectionError, match="too large"):
         synthesis.read_photo(absurd)
+
+
+@pytest.mark.shared_data
+def test_cli_speaks_for_a_small_face_in_a_street_photo(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
+    """FairFace 0014: a clear frontal face about 40 px wide that the app and the CLI used to answer with "No face was
+    found"; the CNN fallback finds it (with the bundled checkpoint, the default model)."""
+    monkeypatch.delenv("FTV_MODEL", raising=False)
+    out = tmp_path / "small.wav"
+    assert (
+        main(["--image", str(shared_data / "faces/fairface/fairface_0014.jpg"), "--text", "Hello.", "--out", str(out)])
+        == 0
+    )
+    assert wav_info(out)["frames"] > 0
