@@ -79,7 +79,7 @@ class FTVImageProcessor(BaseImageProcessor):
         self.do_crop_face = bool(do_crop_face)
         self.face_margin = float(face_margin)
 
-    def crop_face(self, image: ImageLike) -> Image.Image:
+    def face_crop(self, image: ImageLike) -> Image.Image:
         """The crop the model expects of the largest face in `image` (as the app makes it), or a
         `FaceDetectionError` that says what to do."""
         rgb = to_rgb_image(image)
@@ -92,7 +92,7 @@ class FTVImageProcessor(BaseImageProcessor):
         return crop_face(rgb, boxes[0], margin=self.face_margin, size=self.size)
 
     def _to_array(self, image: ImageLike, do_crop_face: bool = False) -> np.ndarray:
-        rgb = self.crop_face(image) if do_crop_face else to_rgb_image(image)
+        rgb = self.face_crop(image) if do_crop_face else to_rgb_image(image)
         rgb = rgb.resize((self.size, self.size), Image.Resampling.BICUBIC)
         array = np.asarray(rgb, dtype=np.float32) / 255.0
         array = (array - np.asarray(self.image_mean, np.float32)) / np.asarray(self.image_std, np.float32)

@@ -38,10 +38,10 @@ __all__ = [
 CALIBRATION_FILE = "face_calibration.json"
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+def _log_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
+    from scipy.special import log_softmax
+
+    return log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=-1)
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -54,10 +54,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         raise ValueError("No labelled readings to fit a temperature on.")
 
     def nll(log_t: float) -> float:
-        scaled = logits / math.exp(log_t)
-        shifted = scaled - scaled.max(axis=-1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-        return float(-log_probs[np.arange(len(labels)), labels].mean())
+        return float(-_log_probabilities(logits, math.exp(log_t))[np.arange(len(labels)), labels].mean())
 
     result = minimize_scalar(nll, bounds=(math.log(0.05), math.log(100.0)), method="bounded")
     return float(math.exp(result.x))
@@ -65,16 +62,13 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def _readings(logits: np.ndarray, labels: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
     """(confidence of the class read, 1 where it is the label) per reading, at `temperature`."""
-    probs = _softmax(logits / temperature)
-    return probs.max(-1), (probs.argmax(-1) == labels).astype(np.float64)
+    log_probs = _log_probabilities(logits, temperature)
+    return np.exp(log_probs.max(-1)), (log_probs.argmax(-1) == labels).astype(np.float64)
 
 
 def _summary(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict[str, Any]:
-    probs = _softmax(logits / temperature)
-    predicted = probs.argmax(-1)
-    confidence = probs.max(-1)
-    correct = (predicted == labels).astype(np.float64)
-    nll = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean()
+    confidence, correct = _readings(logits, labels, temperature)
+    nll = -_log_probabilities(logits, temperature)[np.arange(len(labels)), labels].mean()
     return {
         "nll": float(nll),
         "temperature": round(temperature, 4),

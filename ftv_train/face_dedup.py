@@ -82,8 +82,7 @@ def find_duplicate_groups(photos: Iterable[tuple[str, str | Path]]) -> list[Dupl
             speaker = parent[speaker]
         return speaker
 
-    exact_roots: set[tuple[str, str]] = set()
-    links: list[tuple[str, str, bool]] = []
+    links: list[tuple[str, str, bool]] = []  # (speaker, speaker, byte-identical)
     by_sha: dict[str, list[int]] = {}
     for index, signature in enumerate(signatures):
         by_sha.setdefault(signature.sha256, []).append(index)
@@ -100,16 +99,16 @@ def find_duplicate_groups(photos: Iterable[tuple[str, str | Path]]) -> list[Dupl
             for j in near:
                 if speakers[i] != speakers[j] and float(thumbs[i] @ thumbs[j]) >= THUMBNAIL_MIN_CORRELATION:
                     links.append((speakers[i], speakers[int(j)], False))
-    for a, b, exact in links:
-        parent[root(a)] = root(b)
-        if exact:
-            exact_roots.add((a, b))
-    members: dict[str, set[str]] = {}
     for a, b, _ in links:
+        parent[root(a)] = root(b)
+    members: dict[str, set[str]] = {}
+    exact_groups: set[str] = set()
+    for a, b, exact in links:
         members.setdefault(root(a), set()).update((a, b))
-    exact_members = {root(a) for a, _ in exact_roots}
+        if exact:
+            exact_groups.add(root(a))
     return sorted(
-        (DuplicateGroup(tuple(sorted(group)), key in exact_members) for key, group in members.items()),
+        (DuplicateGroup(tuple(sorted(group)), key in exact_groups) for key, group in members.items()),
         key=lambda group: group.speakers,
     )
 
