@@ -18,7 +18,6 @@ ValueErrors with messages meant for end users: `FaceDetectionError` (not an imag
 
 from __future__ import annotations
 
-import argparse
 import datetime as _datetime
 import os
 import random
@@ -40,7 +39,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .configuration_ftv import FTVConfig
 from .face_detection import FaceDetectionError, FaceDetector, crop_face, load_image
-from .loading import BUNDLED_CHECKPOINT
+from .loading import ALLOW_UNTRAINED_ENV, BUNDLED_CHECKPOINT, add_model_arguments  # noqa: F401 (re-exported)
 from .modeling_ftv import FTVModel
 from .processing_ftv import FTVProcessor
 from .text_frontend import TextFrontendError, check_script, clean_text
@@ -71,7 +70,6 @@ __all__ = [
 
 DEFAULT_CHECKPOINT = BUNDLED_CHECKPOINT
 MODEL_ENV = "FTV_MODEL"
-ALLOW_UNTRAINED_ENV = "FTV_ALLOW_UNTRAINED"
 
 MAX_TEXT_CHARS = 1000  # ~1 minute of speech; a clear limit beats a request that runs for minutes
 MAX_SENTENCE_CHARS = 250  # longer sentences are cut at commas, then spaces (well under the 1200-token limit)
@@ -132,21 +130,6 @@ def is_untrained(model: torch.nn.Module) -> bool:
     norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm) and m.weight is not None]
     return bool(norms) and all(
         bool(torch.all(norm.weight == 1)) and (norm.bias is None or not torch.any(norm.bias)) for norm in norms
-    )
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--model` and `--allow-untrained`, shared by the app and the CLI so both pick models the same way."""
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="checkpoint directory or Hub id (default: $FTV_MODEL, else checkpoints/ftv-offline)",
-    )
-    parser.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        help="run even with untrained (random) weights or no checkpoint at all: the audio is noise "
-        f"(also ${ALLOW_UNTRAINED_ENV}=1)",
     )
 
 

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, default=None, help="output WAV file or directory (default: ./ftv-synthetic-<time>.wav)"
     )
-    from ftv_model.synthesis import add_model_arguments
+    from ftv_model.loading import add_model_arguments
 
     add_model_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="noise seed: same seed + same input = same audio")

@@ -65,3 +65,34 @@ def test_readme_snippet_on_a_whole_photo_outside_the_repository_gives_the_apps_v
     api = np.load(folder / "snippet.npy")
     assert api.shape == app.waveform.shape
     np.testing.assert_allclose(api, app.waveform, atol=2e-3)  # same voice; weight norm folded in the app only
+
+
+def _run_python(code: str, cwd: Path) -> str:
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_help_of_every_console_command_answers_without_loading_torch(tmp_path: Path) -> None:
+    """`--help` is instant: the package loads lazily, and the CLI's parser needs neither torch nor transformers."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from ftv_model.synthesize import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])\n"
+        "assert '--image' in out.getvalue(), out.getvalue()\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    assert _run_python(code, _outside(tmp_path)).strip() == "[]"
+
+
+def test_auto_classes_know_ftv_after_import_in_the_usual_order(tmp_path: Path) -> None:
+    """transformers imported first (third-party before first-party), then `import ftv_model`: the Auto classes
+    resolve the `ftv` type without touching any ftv_model name; and using a name registers them too."""
+    usual = "from transformers import AutoConfig\nimport ftv_model\nprint(type(AutoConfig.for_model('ftv')).__name__)"
+    assert _run_python(usual, _outside(tmp_path)).strip() == "FTVConfig"
+    by_name = (
+        "import ftv_model\nfrom ftv_model import FTVModel\nfrom transformers import AutoModel\n"
+        "print(AutoModel._model_mapping[ftv_model.FTVConfig].__name__)"
+    )
+    assert _run_python(by_name, tmp_path).strip() == "FTVModel"
