@@ -65,7 +65,10 @@ class FTVConfig(PretrainedConfig):
     mirrored faces (augmentation), and averaging the two readings removes a pose/lighting asymmetry the encoder
     cannot have learnt to ignore from a few thousand faces. Measured on the bundled checkpoint (264 unseen faces):
     the face head's gender reading 84.1% -> 85.6% right, gender agreement 83.7% -> 84.8%, within sampling noise, so
-    it stays off there.
+    it stays off there. `face_descriptor="dlib-resnet-v1"` (off by default, and in the paper's recipe) adds dlib's
+    pretrained 128-d face descriptor (`ftv_model.face_descriptor`, computed by the processor on the same crop) to
+    each photo's F through a small MLP whose output starts at zero: a face representation that holds on real photos
+    and separates people of one gender, for training on a few thousand identities.
 
     Conditioning: `use_adaptive_conditioning` applies SC-CNN (F predicts gain, direction and bias of a 1-D conv over
     the text-encoder states); `use_global_conditioning` feeds a projection of F (`global_conditioning_size`) to the
@@ -158,6 +161,9 @@ class FTVConfig(PretrainedConfig):
         face_dropout: float = 0.0,
         face_embedding_size: int = 128,
         face_flip_average: bool = False,
+        face_descriptor: str | None = None,
+        face_descriptor_size: int = 128,
+        face_descriptor_hidden_size: int = 256,
         # --- conditioning ---
         use_adaptive_conditioning: bool = True,
         conditioning_kernel_size: int = 3,
@@ -198,6 +204,8 @@ class FTVConfig(PretrainedConfig):
     ) -> None:
         if face_encoder_type not in ("nest", "vit"):
             raise ValueError(f"face_encoder_type must be 'nest' or 'vit', got {face_encoder_type!r}.")
+        if face_descriptor not in (None, "dlib-resnet-v1"):
+            raise ValueError(f"face_descriptor must be None or 'dlib-resnet-v1', got {face_descriptor!r}.")
         if hop_length != _product(upsample_rates):
             raise ValueError(
                 f"The decoder upsamples by {_product(upsample_rates)} but hop_length is {hop_length}: "
@@ -285,6 +293,9 @@ class FTVConfig(PretrainedConfig):
         self.face_dropout = face_dropout
         self.face_embedding_size = face_embedding_size
         self.face_flip_average = face_flip_average
+        self.face_descriptor = face_descriptor
+        self.face_descriptor_size = face_descriptor_size
+        self.face_descriptor_hidden_size = face_descriptor_hidden_size
 
         self.use_adaptive_conditioning = use_adaptive_conditioning
         self.conditioning_kernel_size = conditioning_kernel_size

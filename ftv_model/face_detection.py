@@ -64,17 +64,23 @@ ImageInput = Image.Image | np.ndarray
 SMALL_FACE_SIDE = 256  # the CNN fallback's working size (its time grows with the area: ~0.4 s at 160 px, 2 s at 320)
 
 
-def packaged_cnn_weights() -> Path | None:
-    """dlib's CNN face detector weights shipped in the face-recognition-models package, if it is installed (found
-    without importing it: its __init__ needs pkg_resources, which new setuptools no longer ships)."""
+def packaged_face_model(filename: str) -> Path | None:
+    """A model file shipped in the face-recognition-models package (dlib's CNN detector, landmark models, face
+    descriptor), found without importing it (its ``__init__`` needs pkg_resources, which new setuptools no longer
+    ships); None where the package is missing."""
     import importlib.util
 
     spec = importlib.util.find_spec("face_recognition_models")
     for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / "models" / "mmod_human_face_detector.dat"
+        path = Path(folder) / "models" / filename
         if path.is_file():
             return path
     return None
+
+
+def packaged_cnn_weights() -> Path | None:
+    """dlib's CNN face detector weights shipped in the face-recognition-models package, if it is installed."""
+    return packaged_face_model("mmod_human_face_detector.dat")
 
 
 class FaceDetectionError(ValueError):

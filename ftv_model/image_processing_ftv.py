@@ -61,7 +61,7 @@ def shared_face_detector() -> FaceDetector:
 class FTVImageProcessor(BaseImageProcessor):
     """Face photos -> the face encoder's input: find and crop the face (`do_crop_face`), resize, normalise."""
 
-    model_input_names = ["pixel_values", "pixel_mask"]
+    model_input_names = ["pixel_values", "pixel_mask", "face_descriptors"]
 
     def __init__(
         self,
@@ -70,6 +70,7 @@ class FTVImageProcessor(BaseImageProcessor):
         image_std: Sequence[float] = (0.5, 0.5, 0.5),
         do_crop_face: bool = True,
         face_margin: float = DEFAULT_MARGIN,
+        face_descriptor: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,6 +79,8 @@ class FTVImageProcessor(BaseImageProcessor):
         self.image_std = list(image_std)
         self.do_crop_face = bool(do_crop_face)
         self.face_margin = float(face_margin)
+        # the pretrained descriptor whose output the model fuses into F (FTVConfig.face_descriptor), or None
+        self.face_descriptor = face_descriptor
 
     def face_crop(self, image: ImageLike) -> Image.Image:
         """The crop the model expects of the largest face in `image` (as the app makes it), or a
@@ -91,12 +94,21 @@ class FTVImageProcessor(BaseImageProcessor):
             )
         return crop_face(rgb, boxes[0], margin=self.face_margin, size=self.size)
 
-    def _to_array(self, image: ImageLike, do_crop_face: bool = False) -> np.ndarray:
+    def _crop(self, image: ImageLike, do_crop_face: bool = False) -> Image.Image:
         rgb = self.face_crop(image) if do_crop_face else to_rgb_image(image)
-        rgb = rgb.resize((self.size, self.size), Image.Resampling.BICUBIC)
+        return rgb.resize((self.size, self.size), Image.Resampling.BICUBIC) if rgb.size != (self.size,) * 2 else rgb
+
+    def _to_array(self, rgb: Image.Image) -> np.ndarray:
         array = np.asarray(rgb, dtype=np.float32) / 255.0
         array = (array - np.asarray(self.image_mean, np.float32)) / np.asarray(self.image_std, np.float32)
         return array.transpose(2, 0, 1)
+
+    def _descriptors(self, crops: list[Image.Image]) -> np.ndarray:
+        from .face_descriptor import DESCRIPTOR_NAME, shared_face_descriptor
+
+        if self.face_descriptor != DESCRIPTOR_NAME:
+            raise ValueError(f"Unknown face_descriptor {self.face_descriptor!r}; the one known is {DESCRIPTOR_NAME!r}.")
+        return shared_face_descriptor(self.face_margin)(crops)
 
     def preprocess(
         self, images: Any, return_tensors: str | None = "pt", do_crop_face: bool | None = None, **kwargs: Any
@@ -110,16 +122,29 @@ class FTVImageProcessor(BaseImageProcessor):
             images = [images]
         nested = any(isinstance(item, (list, tuple)) for item in images)
         if not nested:
-            pixel_values = np.stack([self._to_array(image, crop) for image in images])
-            return BatchFeature({"pixel_values": pixel_values}, tensor_type=return_tensors)
+            crops = [self._crop(image, crop) for image in images]
+            data = {"pixel_values": np.stack([self._to_array(rgb) for rgb in crops])}
+            if self.face_descriptor:
+                data["face_descriptors"] = self._descriptors(crops)
+            return BatchFeature(data, tensor_type=return_tensors)
         groups = [list(item) if isinstance(item, (list, tuple)) else [item] for item in images]
         if any(len(group) == 0 for group in groups):
             raise ValueError("Every item needs at least one face photo.")
         most = max(len(group) for group in groups)
         pixel_values = np.zeros((len(groups), most, 3, self.size, self.size), dtype=np.float32)
         pixel_mask = np.zeros((len(groups), most), dtype=np.int64)
+        crops = []
         for i, group in enumerate(groups):
             for j, image in enumerate(group):
-                pixel_values[i, j] = self._to_array(image, crop)
+                crops.append(self._crop(image, crop))
+                pixel_values[i, j] = self._to_array(crops[-1])
                 pixel_mask[i, j] = 1
-        return BatchFeature({"pixel_values": pixel_values, "pixel_mask": pixel_mask}, tensor_type=return_tensors)
+        data = {"pixel_values": pixel_values, "pixel_mask": pixel_mask}
+        if self.face_descriptor:
+            flat, k = self._descriptors(crops), 0
+            descriptors = np.zeros((len(groups), most, flat.shape[-1]), dtype=np.float32)
+            for i, group in enumerate(groups):
+                descriptors[i, : len(group)] = flat[k : k + len(group)]
+                k += len(group)
+            data["face_descriptors"] = descriptors
+        return BatchFeature(data, tensor_type=return_tensors)

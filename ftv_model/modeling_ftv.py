@@ -44,6 +44,7 @@ from .attribute_heads import AudioAttributeHead, FaceAttributeHead, attribute_lo
 from .audio_features import AudioFeatures
 from .conditioning import AdaptiveConditioning
 from .configuration_ftv import FTVConfig
+from .face_descriptor import DescriptorFusion
 from .face_encoder import FaceEncoder
 from .loading import raise_checkpoint_error
 from .losses import kl_loss
@@ -440,6 +441,9 @@ class FTVPreTrainedModel(PreTrainedModel):
                 nn.init.uniform_(module.bias, -bound, bound)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, 0.0, self.config.hidden_size**-0.5)
+        elif isinstance(module, nn.Linear) and getattr(module, "_ftv_zero_init", False):
+            nn.init.zeros_(module.weight)
+            nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, 0.0, 0.02)
             if module.bias is not None:
@@ -472,6 +476,13 @@ class FTVModel(FTVPreTrainedModel):
                 config.conditioning_groups,
             )
             if config.use_adaptive_conditioning
+            else None
+        )
+        self.face_descriptor_fusion = (
+            DescriptorFusion(
+                config.face_descriptor_size, config.face_descriptor_hidden_size, config.face_embedding_size
+            )
+            if config.face_descriptor
             else None
         )
         self.face_projection = (
@@ -525,14 +536,24 @@ class FTVModel(FTVPreTrainedModel):
 
     # ------------------------------------------------------------------ face
 
-    def get_face_embeddings(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def get_face_embeddings(
+        self,
+        pixel_values: torch.Tensor,
+        pixel_mask: torch.Tensor | None = None,
+        face_descriptors: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """F for (B, 3, H, W) faces, or the mean F over the photos of (B, N, 3, H, W) (pixel_mask (B, N) marks real
-        photos when people have different numbers of them)."""
+        photos when people have different numbers of them). With `config.face_descriptor`, each photo's F also
+        gets its pretrained face descriptor, (B, D) or (B, N, D), which FTVProcessor computes."""
         self._check_pixel_values(pixel_values)
+        descriptors = self._check_face_descriptors(face_descriptors, pixel_values)
         if pixel_values.dim() == 4:
-            return self._encode_faces(pixel_values)
+            embeddings = self._encode_faces(pixel_values)
+            return embeddings if descriptors is None else embeddings + self.face_descriptor_fusion(descriptors)
         batch, views = pixel_values.shape[:2]
         embeddings = self._encode_faces(pixel_values.flatten(0, 1)).view(batch, views, -1)
+        if descriptors is not None:
+            embeddings = embeddings + self.face_descriptor_fusion(descriptors)
         if pixel_mask is None:
             return embeddings.mean(dim=1)
         weights = pixel_mask.to(embeddings.dtype).unsqueeze(-1)
@@ -545,6 +566,31 @@ class FTVModel(FTVPreTrainedModel):
             return self.face_encoder(pixel_values)
         both = self.face_encoder(torch.cat([pixel_values, pixel_values.flip(-1)]))
         return both.view(2, pixel_values.shape[0], -1).mean(dim=0)
+
+    def add_face_descriptor_fusion(self, name: str = "dlib-resnet-v1") -> None:
+        """Give a model without it the pretrained face descriptor branch (`config.face_descriptor`); its output
+        starts at zero, so the model speaks exactly as before until it is trained (a warm start)."""
+        self.config.face_descriptor = FTVConfig(face_descriptor=name).face_descriptor  # validated there
+        reference = self.face_projection.weight if self.face_projection is not None else next(self.parameters())
+        self.face_descriptor_fusion = DescriptorFusion(
+            self.config.face_descriptor_size, self.config.face_descriptor_hidden_size, self.config.face_embedding_size
+        ).to(device=reference.device, dtype=reference.dtype)
+
+    def _check_face_descriptors(
+        self, face_descriptors: torch.Tensor | None, pixel_values: torch.Tensor
+    ) -> torch.Tensor | None:
+        """The descriptors in the encoder's dtype, or a clear error when the model needs them and they are wrong."""
+        if self.face_descriptor_fusion is None:
+            return None
+        expected = (*pixel_values.shape[:-3], self.config.face_descriptor_size)
+        if face_descriptors is None:
+            raise ValueError(
+                f"This model adds pretrained face descriptors ({self.config.face_descriptor}) to its face embedding: "
+                "prepare the faces with its FTVProcessor, which computes `face_descriptors`, and pass them on."
+            )
+        if tuple(face_descriptors.shape) != expected:
+            raise ValueError(f"face_descriptors must have shape {expected}, got {tuple(face_descriptors.shape)}.")
+        return face_descriptors.to(device=pixel_values.device, dtype=self.face_descriptor_fusion.hidden.weight.dtype)
 
     def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         size = self.config.image_size
@@ -565,12 +611,13 @@ class FTVModel(FTVPreTrainedModel):
         pixel_mask: torch.Tensor | None,
         face_embeddings: torch.Tensor | None,
         batch_size: int,
+        face_descriptors: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """F (B, E) and the VITS global conditioning (B, G, 1) or None."""
         if face_embeddings is None:
             if pixel_values is None:
                 raise ValueError("A face is needed: pass pixel_values (from FTVProcessor) or face_embeddings.")
-            face_embeddings = self.get_face_embeddings(pixel_values, pixel_mask)
+            face_embeddings = self.get_face_embeddings(pixel_values, pixel_mask, face_descriptors)
         if face_embeddings.dim() != 2 or face_embeddings.shape[-1] != self.config.face_embedding_size:
             raise ValueError(
                 f"face_embeddings must have shape (batch, {self.config.face_embedding_size}), "
@@ -648,6 +695,7 @@ class FTVModel(FTVPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         pixel_mask: torch.Tensor | None = None,
         face_embeddings: torch.Tensor | None = None,
+        face_descriptors: torch.Tensor | None = None,
         waveform: torch.Tensor | None = None,
         waveform_lengths: torch.Tensor | None = None,
         gender_labels: torch.Tensor | None = None,
@@ -673,7 +721,9 @@ class FTVModel(FTVPreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         token_mask = attention_mask.unsqueeze(1).to(self.dtype)
-        face, global_conditioning = self._face_inputs(pixel_values, pixel_mask, face_embeddings, input_ids.shape[0])
+        face, global_conditioning = self._face_inputs(
+            pixel_values, pixel_mask, face_embeddings, input_ids.shape[0], face_descriptors
+        )
         if waveform is not None:
             if waveform_lengths is None:
                 waveform_lengths = torch.full((waveform.shape[0],), waveform.shape[-1], device=waveform.device)
@@ -810,6 +860,7 @@ class FTVModel(FTVPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         pixel_mask: torch.Tensor | None = None,
         face_embeddings: torch.Tensor | None = None,
+        face_descriptors: torch.Tensor | None = None,
     ) -> FTVModelOutput:
         """Copy synthesis: a recording's posterior latents (their means) rendered by the decoder, given a face.
 
@@ -825,7 +876,9 @@ class FTVModel(FTVPreTrainedModel):
             )
         if waveform.dim() != 2 or waveform.shape[-1] < self.config.hop_length:
             raise ValueError("waveform must be a (batch, samples) tensor at least one hop long.")
-        face, global_conditioning = self._face_inputs(pixel_values, pixel_mask, face_embeddings, waveform.shape[0])
+        face, global_conditioning = self._face_inputs(
+            pixel_values, pixel_mask, face_embeddings, waveform.shape[0], face_descriptors
+        )
         hop = self.config.hop_length
         if waveform_lengths is None:
             waveform_lengths = torch.full((waveform.shape[0],), waveform.shape[-1], device=waveform.device)

@@ -89,8 +89,12 @@ def read_face_attributes(model: Any, processor: Any, faces: Sequence[Any], batch
     with torch.inference_mode():
         for start in range(0, len(faces), batch_size):
             batch = list(faces[start : start + batch_size])  # dataset crops
-            pixels = processor(images=batch, return_tensors="pt", do_crop_face=False)["pixel_values"]
-            embeddings = model.get_face_embeddings(pixels.to(model.device))
+            encoded = processor(images=batch, return_tensors="pt", do_crop_face=False)
+            descriptors = encoded.get("face_descriptors")
+            embeddings = model.get_face_embeddings(
+                encoded["pixel_values"].to(model.device),
+                face_descriptors=None if descriptors is None else descriptors.to(model.device),
+            )
             for name, logits in model.face_attributes(embeddings).items():
                 out.setdefault(name, []).append(logits.float().cpu().numpy())
     return {name: np.concatenate(parts) for name, parts in out.items()}

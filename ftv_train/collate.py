@@ -261,7 +261,7 @@ class FTVCollator:
             encoded = {
                 "input_ids": encoded["input_ids"][index, :longest],
                 "attention_mask": encoded["attention_mask"][index, :longest],
-                "pixel_values": encoded["pixel_values"][index],
+                **{key: encoded[key][index] for key in ("pixel_values", "face_descriptors") if key in encoded},
             }
         lengths = torch.tensor([len(item["waveform"]) for item in items], dtype=torch.long)
         waveform = torch.zeros(len(items), int(lengths.max()), dtype=torch.float32)
@@ -271,6 +271,7 @@ class FTVCollator:
             "input_ids": encoded["input_ids"],
             "attention_mask": encoded["attention_mask"],
             "pixel_values": encoded["pixel_values"],
+            **({"face_descriptors": encoded["face_descriptors"]} if "face_descriptors" in encoded else {}),
             "waveform": waveform,
             "waveform_lengths": lengths,
         }

@@ -7,6 +7,8 @@ the objective metrics of section 4.1 (SECS, CER, naturalness) plus objective sta
 - ``ground_truth``: the real recordings, scored the same way (the ceiling);
 - ``shuffled_faces``: the model given another speaker's face (what SECS looks like when the face is ignored
   or wrong: the model must beat it for its face conditioning to mean anything);
+- ``shuffled_within_gender``: the model given another speaker's face of the same gender label: the honest
+  baseline once gender is right (beating it means the voice follows the person, not only the gender);
 - ``average_face``: the model given one fixed face embedding, the mean over all evaluated faces (a single
   "average voice" for everyone);
 - ``baseline``: another model (``--baseline-model``) given the real faces, e.g. the warm start before training
@@ -44,6 +46,7 @@ from ftv_train.metrics import plots
 from ftv_train.metrics.audio import SAMPLE_RATE, load_audio, save_wav
 from ftv_train.metrics.calibration import expected_calibration_error
 from ftv_train.metrics.cer import cer_from_counts, character_errors, load_recognizer
+from ftv_train.metrics.diversity import voice_similarities
 from ftv_train.metrics.gender import VoiceGenderClassifier, held_out_speaker_accuracy
 from ftv_train.metrics.intervals import proportion_interval, ratio_interval
 from ftv_train.metrics.naturalness import load_naturalness
@@ -52,15 +55,25 @@ from ftv_train.metrics.subgroups import subgroup_table
 
 logger = logging.getLogger(__name__)
 
-SYSTEMS: tuple[str, ...] = ("ground_truth", "model", "shuffled_faces", "average_face", "baseline", "copy_synthesis")
-MODEL_SYSTEMS = frozenset({"model", "shuffled_faces", "average_face", "copy_synthesis"})  # made by --model
+SYSTEMS: tuple[str, ...] = (
+    "ground_truth",
+    "model",
+    "shuffled_faces",
+    "shuffled_within_gender",
+    "average_face",
+    "baseline",
+    "copy_synthesis",
+)
+SHUFFLED_SYSTEMS = frozenset({"shuffled_faces", "shuffled_within_gender"})
+MODEL_SYSTEMS = frozenset({"model", *SHUFFLED_SYSTEMS, "average_face", "copy_synthesis"})  # made by --model
 SYNTHESIZED_SYSTEMS = MODEL_SYSTEMS | {"baseline"}
 # Systems that speak from a photo: their records keep the gender the model's face head read from it.
-FACE_SYSTEMS = frozenset({"model", "shuffled_faces", "baseline"})
+FACE_SYSTEMS = frozenset({"model", *SHUFFLED_SYSTEMS, "baseline"})
 SYSTEM_TITLES = {
     "ground_truth": "Ground truth (ceiling)",
     "model": "FTV model",
     "shuffled_faces": "Model, faces shuffled across speakers",
+    "shuffled_within_gender": "Model, faces shuffled among speakers of the same gender",
     "average_face": "Model, one fixed average face",
     "baseline": "Baseline model, real faces",
     "copy_synthesis": "Copy synthesis: recording -> posterior -> decoder (the model's ceiling)",
@@ -262,16 +275,25 @@ def reference_utterances(split: SplitData, selected: Sequence[Utterance], per_sp
     return [u for s in sorted(chosen) for u in chosen[s]]
 
 
-def shuffled_face_donors(utterances: Sequence[Utterance], seed: int) -> dict[str, Utterance]:
-    """Speaker -> an utterance of a *different* speaker whose face it gets (a seeded derangement over speakers)."""
+def shuffled_face_donors(
+    utterances: Sequence[Utterance], seed: int, within_gender: bool = False
+) -> dict[str, Utterance]:
+    """Speaker -> an utterance of a *different* speaker whose face it gets (a seeded derangement over speakers;
+    with `within_gender`, within each gender label's speakers, so only the person changes, not the gender).
+    Speakers alone in their group get no donor."""
     first: dict[str, Utterance] = {}
     for utt in utterances:
         first.setdefault(utt.speaker, utt)
-    speakers = sorted(first)
-    if len(speakers) < 2:
-        return {}
-    order = [speakers[i] for i in np.random.default_rng(seed).permutation(len(speakers))]
-    return {order[i]: first[order[(i + 1) % len(order)]] for i in range(len(order))}
+    groups: dict[int, list[str]] = {}
+    for speaker in sorted(first):
+        groups.setdefault(first[speaker].gender if within_gender else 0, []).append(speaker)
+    donors: dict[str, Utterance] = {}
+    for speakers in groups.values():
+        if len(speakers) < 2:
+            continue
+        order = [speakers[i] for i in np.random.default_rng(seed).permutation(len(speakers))]
+        donors.update({order[i]: first[order[(i + 1) % len(order)]] for i in range(len(order))})
+    return donors
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -340,12 +362,19 @@ class FTVSynthesizer:
             return {"phonemes": list(phonemes)}
         return {"text": list(texts)}
 
+    def _face_tensors(self, faces: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+        """The processor's face inputs for dataset crops: pixel values, and face descriptors where the model reads
+        them."""
+        encoded = self.processor(images=list(faces), return_tensors="pt", do_crop_face=False)
+        return {key: value.to(self.device) for key, value in encoded.items()}
+
+    def _embed(self, faces: Sequence[Image.Image]) -> torch.Tensor:
+        inputs = self._face_tensors(faces)
+        return self.model.get_face_embeddings(inputs["pixel_values"], face_descriptors=inputs.get("face_descriptors"))
+
     @torch.inference_mode()
     def face_embeddings(self, faces: Sequence[Image.Image]) -> np.ndarray:
-        pixels = self.processor(images=list(faces), return_tensors="pt", do_crop_face=False)["pixel_values"].to(
-            self.device
-        )
-        return self.model.get_face_embeddings(pixels).float().cpu().numpy()
+        return self._embed(faces).float().cpu().numpy()
 
     @torch.inference_mode()
     def face_genders(self, faces: Sequence[Image.Image]) -> list[tuple[str, float]] | None:
@@ -354,10 +383,7 @@ class FTVSynthesizer:
         names = self.model.config.attribute_labels.get("gender")
         if self.model.face_attribute_head is None or not names:
             return None
-        pixels = self.processor(images=list(faces), return_tensors="pt", do_crop_face=False)["pixel_values"].to(
-            self.device
-        )
-        logits = self.model.calibrated_face_attributes(self.model.get_face_embeddings(pixels)).get("gender")
+        logits = self.model.calibrated_face_attributes(self._embed(faces)).get("gender")
         if logits is None:
             return None
         confidence, index = logits.float().softmax(-1).max(-1)
@@ -400,10 +426,7 @@ class FTVSynthesizer:
         batch = torch.zeros(len(waves), int(lengths.max()), device=self.device)
         for i, w in enumerate(waves):
             batch[i, : len(w)] = torch.from_numpy(w)
-        pixels = self.processor(images=list(faces), return_tensors="pt", do_crop_face=False)["pixel_values"].to(
-            self.device
-        )
-        out = self.model.reconstruct(batch, lengths, pixel_values=pixels)
+        out = self.model.reconstruct(batch, lengths, **self._face_tensors(faces))
         audio = out.waveform.float().cpu().numpy()
         return [a[: int(n)] for a, n in zip(audio, out.sequence_lengths.cpu().tolist())]
 
@@ -627,9 +650,9 @@ class Evaluator:
         """The faces a system speaks from: each speaker's own, or another speaker's for shuffled faces."""
         if system in ("model", "baseline"):
             return split.faces([u.index for u in batch])
-        if system == "shuffled_faces":
-            donors = shuffled_face_donors(split.utterances, self.config.seed)
-            return split.faces([donors[u.speaker].index for u in batch])
+        if system in SHUFFLED_SYSTEMS:
+            donors = shuffled_face_donors(split.utterances, self.config.seed, system == "shuffled_within_gender")
+            return split.faces([donors.get(u.speaker, u).index for u in batch])
         return None
 
     def _face_genders(
@@ -665,8 +688,10 @@ class Evaluator:
 
     def run_system(self, system: str, split: str) -> None:
         data = self.splits[split]
-        if system == "shuffled_faces" and len({u.speaker for u in data.utterances}) < 2:
-            logger.warning("%s: one speaker only, no shuffled-faces row", split)
+        if system in SHUFFLED_SYSTEMS and not shuffled_face_donors(
+            data.utterances, self.config.seed, system == "shuffled_within_gender"
+        ):
+            logger.warning("%s: too few speakers per group, no %s row", split, system)
             return
         if system == "copy_synthesis" and not self.synthesizer.can_reconstruct():
             logger.warning(
@@ -935,6 +960,9 @@ def summarize(recs: Sequence[dict[str, Any]], items: dict[str, list], recognizer
         **_face_calibration(items.get("face_confidence", []), items.get("face_correct", [])),
         "gender_follows_face": _mean(items.get("follows_face", [])),
         "mean_duration_s": _mean([r["duration_s"] for r in recs]),
+        **voice_similarities(
+            [r["embedding"] for r in recs], [r["speaker"] for r in recs], [int(r.get("gender", -1)) for r in recs]
+        ),
     }
 
 
@@ -1107,6 +1135,27 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
                     f"| {_fmt(s['gender_agreement'], '.1%')} |"
                 )
         lines.append("")
+    lines += [
+        "## One voice per person",
+        "",
+        "| System | Similarity between different speakers of one gender | Same speaker, different photos |",
+        "|---|---|---|",
+    ]
+    for sysres in systems.values():
+        o = sysres["overall"]
+        lines.append(
+            f"| {sysres['title']} | "
+            f"{_fmt_ci(o.get('within_gender_similarity'), o.get('within_gender_similarity_ci95'), '.3f')} | "
+            f"{_fmt_ci(o.get('same_speaker_similarity'), o.get('same_speaker_similarity_ci95'), '.3f')} |"
+        )
+    lines += [
+        "",
+        "Speaker-embedding cosine similarities (ftv_train.metrics.diversity). Between different speakers of one gender "
+        "label (each speaker's utterances averaged): near 1 means everyone of a gender gets the same voice; the model "
+        "should sit near the ground-truth row. Same speaker: two utterances of one speaker, spoken from different "
+        "photos of them. In brackets: 95% bootstrap intervals over speakers.",
+        "",
+    ]
     read = {k: v for k, v in systems.items() if v["overall"].get("face_gender_accuracy") is not None}
     if read:
         lines += [

@@ -85,6 +85,7 @@ from ftv_train.face_dedup import (
 from ftv_train.parallel import map_with_workers
 from ftv_train.prompts import PROMPTS
 from ftv_train.splits import HELD_OUT_SPLITS, assign_splits
+from ftv_train.voice_mapping import MAPPING_NAME, VoiceMapping
 
 __all__ = [
     "APT_PACKAGES",
@@ -110,7 +111,7 @@ __all__ = [
     "voice_params",
 ]
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: the identity part of each voice follows the face descriptor (1: a seeded random draw)
 VIEWS = 5
 MIN_VIEWS = 2
 FRAME_PERIOD_MS = 5.0
@@ -479,20 +480,23 @@ POOL_RANGES: dict[str, dict[str, tuple[float, float]]] = {
 }
 
 
-def voice_params(identity: Identity, seed: int) -> VoiceParams:
-    """The identity's voice: its label picks the pool and ranges, its seeded RNG the base voice and the offsets."""
-    rng = random.Random(f"ftv-offline-voice:{seed}:{identity.speaker}")
-    if identity.gender == MISSING_LABEL:
-        pool = rng.choice(("male", "female"))
-    else:
-        pool = GENDER_LABELS[identity.gender]
-    base = rng.choice([v for v in BASE_VOICES if v.pool == pool])
+def voice_params(identity: Identity, position: dict[str, float], pool: str) -> VoiceParams:
+    """The identity's voice: its gender ``pool`` (the label, or the nearest pool for unlabelled faces) picks the base
+    voices and ranges, its face's ``position`` on each axis (`ftv_train.voice_mapping`, in (0, 1)) the base voice
+    and the point in each range, and its age label the child/teen/senior shifts."""
+    voices = [v for v in BASE_VOICES if v.pool == pool]
+    base = voices[min(int(position["base"] * len(voices)), len(voices) - 1)]
     ranges = POOL_RANGES[pool]
     # the pool's F0 range, narrowed to what this base voice reaches within MAX_SHIFT_SEMITONES (speech stays clean)
     low = max(ranges["f0"][0], base.f0 * 2 ** (-MAX_SHIFT_SEMITONES / 12))
     high = min(ranges["f0"][1], base.f0 * 2 ** (MAX_SHIFT_SEMITONES / 12))
-    f0 = rng.uniform(low, high) if low < high else min(max(base.f0, ranges["f0"][0]), ranges["f0"][1])
-    warp, rate = rng.uniform(*ranges["warp"]), rng.uniform(*ranges["rate"])
+    f0 = low + position["f0"] * (high - low) if low < high else min(max(base.f0, ranges["f0"][0]), ranges["f0"][1])
+
+    def along(axis: str) -> float:
+        start, stop = ranges[axis]
+        return start + position[axis] * (stop - start)
+
+    warp, rate = along("warp"), along("rate")
     age = identity.age
     if age is not None and age < 13:
         f0, warp, rate = f0 * 2 ** (4 / 12), warp + 0.05, rate * 1.03
@@ -623,25 +627,86 @@ class OfflineCorpusConfig:
 
 
 _WORKER: dict[str, Any] = {}
+DESCRIPTORS_FILE = "descriptors.npy"  # per identity: one 128-d dlib descriptor per view, real photos first
+
+
+def _faces_folder(work: Path, speaker: str) -> Path:
+    return work / "faces" / speaker
 
 
 def _speaker_folder(work: Path, speaker: str) -> Path:
-    return work / speaker
+    return work / "speech" / speaker
 
 
-def build_speaker(identity: Identity, config: OfflineCorpusConfig, detector: FaceDetector, work: Path) -> dict:
-    """Write one identity's views and utterances under ``work/SPEAKER/`` (atomically); returns its meta."""
+def build_faces(identity: Identity, config: OfflineCorpusConfig, detector: FaceDetector, work: Path) -> dict:
+    """Pass 1: write one identity's `VIEWS` crops and their face descriptors under ``work/faces/SPEAKER/``
+    (atomically, reused when present); returns {speaker, fallbacks, real}."""
+    folder = _faces_folder(work, identity.speaker)
+    cached = folder / "faces.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    from ftv_model.face_descriptor import shared_face_descriptor
+
+    rng = random.Random(f"ftv-offline:{config.seed}:{identity.speaker}")
+    views, fallbacks = identity_views(identity, detector, rng, config.margin, config.face_size)
+    descriptors = shared_face_descriptor(config.margin)(views)
+    meta = {"speaker": identity.speaker, "fallbacks": fallbacks, "real": min(len(identity.images), VIEWS)}
+    with atomic_directory(folder) as temp:
+        for index, view in enumerate(views):
+            view.save(temp / f"face_{index}.png", format="PNG")
+        np.save(temp / DESCRIPTORS_FILE, descriptors)
+        (temp / "faces.json").write_text(json.dumps(meta))
+    return meta
+
+
+def write_descriptor_cache(face_folders: list[Path], out: Path) -> int:
+    """``out/face_descriptors.npz``: every view's descriptor by `pixels_key`, so training with
+    ``face_descriptor`` looks them up instead of running dlib on each step; returns how many."""
+    from ftv_model.face_descriptor import DESCRIPTOR_CACHE_NAME, pixels_key, save_cache
+
+    known = {}
+    for folder in face_folders:
+        descriptors = np.load(folder / DESCRIPTORS_FILE)
+        for index, row in enumerate(descriptors):
+            with Image.open(folder / f"face_{index}.png") as view:
+                known[pixels_key(view)] = row
+    save_cache(out / DESCRIPTOR_CACHE_NAME, known)
+    return len(known)
+
+
+def identity_descriptor(work: Path, speaker: str, real: int) -> np.ndarray:
+    """The identity's face descriptor: the mean over its real photos' crops (augmented views left out)."""
+    return np.load(_faces_folder(work, speaker) / DESCRIPTORS_FILE)[: max(real, 1)].mean(axis=0)
+
+
+def identity_pool(identity: Identity, descriptor: np.ndarray, mapping: VoiceMapping) -> str:
+    """The gender label's pool, or for an unlabelled face the pool whose mean face is nearest."""
+    return GENDER_LABELS[identity.gender] if identity.gender != MISSING_LABEL else mapping.nearest_pool(descriptor)
+
+
+def fit_voice_mapping(identities: list[Identity], faces: dict[str, dict], work: Path) -> VoiceMapping:
+    """Pass 2: the face-to-voice rule fitted on the labelled identities' descriptors (`ftv_train.voice_mapping`)."""
+    labelled = [identity for identity in identities if identity.gender != MISSING_LABEL]
+    descriptors = np.stack([identity_descriptor(work, i.speaker, faces[i.speaker]["real"]) for i in labelled])
+    return VoiceMapping.fit(descriptors, [GENDER_LABELS[i.gender] for i in labelled])
+
+
+def build_speaker(
+    identity: Identity, config: OfflineCorpusConfig, work: Path, mapping: VoiceMapping, faces: dict
+) -> dict:
+    """Pass 3: write one identity's utterances under ``work/speech/SPEAKER/`` (atomically), in the voice the mapping
+    gives its face; returns its meta (face files are shared with pass 1's folder)."""
     folder = _speaker_folder(work, identity.speaker)
     cached = folder / "speaker.json"
     if cached.is_file():
         return json.loads(cached.read_text())
-    rng = random.Random(f"ftv-offline:{config.seed}:{identity.speaker}")
-    params = voice_params(identity, config.seed)
-    views, fallbacks = identity_views(identity, detector, rng, config.margin, config.face_size)
+    rng = random.Random(f"ftv-offline-speech:{config.seed}:{identity.speaker}")
+    descriptor = identity_descriptor(work, identity.speaker, faces["real"])
+    pool = identity_pool(identity, descriptor, mapping)
+    position = mapping.position(descriptor, pool)
+    params = voice_params(identity, position, pool)
     sentences = rng.sample(range(len(PROMPTS)), config.sentences)
     with atomic_directory(folder) as temp:
-        for index, view in enumerate(views):
-            view.save(temp / f"face_{index}.png", format="PNG")
         utterances = []
         for number, sentence in enumerate(sentences):
             text = PROMPTS[sentence]
@@ -661,7 +726,7 @@ def build_speaker(identity: Identity, config: OfflineCorpusConfig, detector: Fac
                     "phonemes": phonemize([text])[0],
                     "duration": round(len(after) / SAMPLE_RATE, 4),
                     "num_views": count,
-                    "face_files": [f"../face_{i}.png" for i in chosen],
+                    "face_files": [f"../../../faces/{identity.speaker}/face_{i}.png" for i in chosen],
                     "gender": identity.gender,
                     "race": identity.race,
                     "folder": f"{number:02d}",
@@ -670,7 +735,9 @@ def build_speaker(identity: Identity, config: OfflineCorpusConfig, detector: Fac
         meta = {
             "identity": asdict(identity),
             "voice": asdict(params),
-            "face_fallbacks": fallbacks,
+            "voice_position": {axis: round(value, 4) for axis, value in position.items()},
+            "voice_pool": pool,
+            "face_fallbacks": faces["fallbacks"],
             "native_rate": native_rate,
             "utterances": utterances,
         }
@@ -678,27 +745,44 @@ def build_speaker(identity: Identity, config: OfflineCorpusConfig, detector: Fac
     return meta
 
 
-def _init_worker(config: OfflineCorpusConfig, work: str) -> None:
+def _init_worker(config: OfflineCorpusConfig, work: str, mapping_path: str | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
     # HOG only, as the corpus was built (the CNN fallback for small faces would change some crops of a cached build)
     _WORKER.update(config=config, work=Path(work), detector=FaceDetector(backend="dlib", small_face_fallback=False))
+    if mapping_path is not None:
+        _WORKER["mapping"] = VoiceMapping.load(mapping_path)
 
 
-def _run_one(identity: Identity) -> dict:
-    return build_speaker(identity, _WORKER["config"], _WORKER["detector"], _WORKER["work"])
+def _faces_one(identity: Identity) -> dict:
+    return build_faces(identity, _WORKER["config"], _WORKER["detector"], _WORKER["work"])
 
 
-def _build_all(identities: list[Identity], config: OfflineCorpusConfig, work: Path) -> list[dict]:
+def _speech_one(job: tuple[Identity, dict]) -> dict:
+    identity, faces = job
+    return build_speaker(identity, _WORKER["config"], _WORKER["work"], _WORKER["mapping"], faces)
+
+
+def _build_all(identities: list[Identity], config: OfflineCorpusConfig, work: Path) -> tuple[list[dict], VoiceMapping]:
+    """The three passes (faces and descriptors, the voice mapping, speech), each resumable per identity."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(identities), desc="speakers", unit="speaker", disable=not config.progress)
-    try:
-        metas = map_with_workers(_run_one, identities, config.workers, _init_worker, (config, str(work)), __name__, bar)
-    finally:
-        bar.close()
-    return sorted(metas, key=lambda m: m["identity"]["speaker"])
+    def run(function: Any, jobs: list[Any], desc: str, mapping_path: str | None = None) -> list[Any]:
+        bar = tqdm(total=len(jobs), desc=desc, unit="speaker", disable=not config.progress)
+        try:
+            initargs = (config, str(work), mapping_path)
+            return map_with_workers(function, jobs, config.workers, _init_worker, initargs, __name__, bar)
+        finally:
+            bar.close()
+
+    faces = {meta["speaker"]: meta for meta in run(_faces_one, identities, "faces")}
+    mapping_path = work / MAPPING_NAME
+    if not mapping_path.is_file():  # fitted once per build folder: a resumed build keeps the voices it started with
+        fit_voice_mapping(identities, faces, work).save(mapping_path)
+    jobs = [(identity, faces[identity.speaker]) for identity in identities]
+    metas = run(_speech_one, jobs, "speech", str(mapping_path))
+    return sorted(metas, key=lambda m: m["identity"]["speaker"]), VoiceMapping.load(mapping_path)
 
 
 def _dnsmos(metas: list[dict], work: Path, config: OfflineCorpusConfig) -> dict[str, Any] | None:
@@ -712,7 +796,7 @@ def _dnsmos(metas: list[dict], work: Path, config: OfflineCorpusConfig) -> dict[
     scorer = DnsmosScorer()
     pairs = []
     for meta in sample:
-        item = work / meta["identity"]["speaker"] / meta["utterances"][0]["folder"]
+        item = _speaker_folder(work, meta["identity"]["speaker"]) / meta["utterances"][0]["folder"]
         pairs.append((decode_audio(str(item / "base.flac")), decode_audio(str(item / "audio.flac"))))
     before = scorer.score([p[0] for p in pairs])
     after = scorer.score([p[1] for p in pairs])
@@ -828,7 +912,7 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
     work = out / ".work" / f"offline-{config.fingerprint()}"
     work.mkdir(parents=True, exist_ok=True)
     build_start = time.monotonic()
-    metas = _build_all(identities, config, work)
+    metas, mapping = _build_all(identities, config, work)
     build_seconds = time.monotonic() - build_start
 
     shared = _prepare_config(config)
@@ -838,7 +922,7 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
     for meta in metas:
         for utterance in meta["utterances"]:
             kept.append(utterance)
-            folders[utterance["id"]] = work / meta["identity"]["speaker"] / utterance["folder"]
+            folders[utterance["id"]] = _speaker_folder(work, meta["identity"]["speaker"]) / utterance["folder"]
     kept.sort(key=lambda m: m["id"])
     assignment = plan.assignment
     by_split: dict[str, list[dict]] = {split: [] for split in SPLITS}
@@ -868,7 +952,15 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
         "engine_sample_rates": dict(sorted({m["voice"]["base"]: m["native_rate"] for m in metas}.items())),
         "dnsmos": _dnsmos(metas, work, config),
         "voices": {m["identity"]["speaker"]: m["voice"] for m in metas},
+        "voice_rule": {
+            "what": "identity part of each voice: a fixed function of the face descriptor (ftv_train.voice_mapping)",
+            "axes": list(mapping.axes),
+            "axis_spreads": [round(float(x), 4) for x in mapping.scales],
+            "file": MAPPING_NAME,
+        },
     }
+    mapping.save(out / MAPPING_NAME)
+    write_descriptor_cache([_faces_folder(work, m["identity"]["speaker"]) for m in metas], out)
     report["processing"]["seconds"] = round(time.monotonic() - start, 2)
     (out / REPORT_NAME).write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return report

@@ -104,6 +104,9 @@ TRAINING_ONLY_MODEL_KEYS = (
     "discriminator_width",
     "discriminator_periods",
 )
+# Settings a warm start may add to its checkpoint's architecture: new branches that start at zero (the init's voice
+# is unchanged until training moves them).
+ADDABLE_MODEL_KEYS = ("face_descriptor",)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -491,6 +494,9 @@ class Trainer:
         if config.export_only and self.resume_from is None:
             raise ConfigError("--export_only needs a checkpoint to export: pass --resume latest or a checkpoint dir.")
         self.model, self.discriminator, self.processor = self._build_models()
+        # the processor computes what the model reads: the face descriptors where it fuses them
+        self.processor.image_processor.face_descriptor = self.model.config.face_descriptor
+        self._load_descriptor_cache()
         self._freeze(self.model, config.freeze, config.keep_trainable)
 
         device = accelerator.device
@@ -561,6 +567,9 @@ class Trainer:
                 )
             self._check_init_compatible(model.config)
             self._apply_training_overrides(model.config)
+            if self.config.model.get("face_descriptor") and model.face_descriptor_fusion is None:
+                model.add_face_descriptor_fusion(self.config.model["face_descriptor"])
+                self.info(f"Added the {model.config.face_descriptor} face descriptor branch (starts at zero)")
             if not config.face_attribute_loss and model.face_attribute_head is not None:
                 model.face_attribute_head = None  # switched off: no loss, no DDP-unused parameters
             if not config.audio_attribute_loss and model.audio_attribute_head is not None:
@@ -590,7 +599,9 @@ class Trainer:
 
     def _default_processor(self, model_config: FTVConfig) -> FTVProcessor:
         return FTVProcessor(
-            image_processor=FTVImageProcessor(size=model_config.image_size),
+            image_processor=FTVImageProcessor(
+                size=model_config.image_size, face_descriptor=model_config.face_descriptor
+            ),
             max_input_length=model_config.max_input_length,
         )
 
@@ -602,7 +613,10 @@ class Trainer:
                 f"{config.face_encoder_type!r}; the architecture of a warm start is fixed by its checkpoint."
             )
         different = {key: value for key, value in config.model.items() if getattr(loaded, key, value) != value}
-        architecture = {key: value for key, value in different.items() if key not in TRAINING_ONLY_MODEL_KEYS}
+        addable = {key for key in ADDABLE_MODEL_KEYS if getattr(loaded, key, None) is None}
+        architecture = {
+            key: value for key, value in different.items() if key not in (*TRAINING_ONLY_MODEL_KEYS, *addable)
+        }
         if architecture:
             raise ConfigError(
                 f"model settings {architecture} differ from the --init checkpoint's; drop them (a warm start keeps "
@@ -632,6 +646,20 @@ class Trainer:
         unmatched = [prefix for prefix, count in matched.items() if count == 0]
         if unmatched:
             raise ConfigError(f"freeze prefixes {unmatched} match no generator parameter.")
+
+    def _load_descriptor_cache(self) -> None:
+        """Precomputed face descriptors of the dataset's views (the offline corpus writes them), so the collator
+        looks them up instead of running dlib's network on every face of every step."""
+        if not self.model.config.face_descriptor:
+            return
+        from ftv_model.face_descriptor import DESCRIPTOR_CACHE_NAME, shared_face_descriptor
+
+        cache = Path(self.config.data) / DESCRIPTOR_CACHE_NAME
+        if cache.is_file():
+            count = shared_face_descriptor(self.processor.image_processor.face_margin).load_cache(cache)
+            self.info(f"Loaded {count} precomputed face descriptors from {cache}")
+        else:
+            self.info(f"No {cache}: face descriptors are computed as batches are made (about 60 ms a face)")
 
     def _build_data(self) -> None:
         config, accelerator, model_config = self.config, self.accelerator, self.model_config
@@ -1172,7 +1200,9 @@ class Trainer:
         try:
             for batch in self.heldout_loader:
                 batch = send_to_device(batch, device, non_blocking=True)
-                face = model.get_face_embeddings(batch["pixel_values"], batch.get("pixel_mask"))
+                face = model.get_face_embeddings(
+                    batch["pixel_values"], batch.get("pixel_mask"), batch.get("face_descriptors")
+                )
                 totals += attribute_hits(model.face_attributes(face), batch, attributes)
         finally:
             model.train()

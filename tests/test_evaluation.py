@@ -181,8 +181,15 @@ def first_run(tiny_dataset: Path, checkpoint: Path, metric_suite: MetricSuite, t
 
 def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
     out, results, synth = first_run["out"], first_run["results"], first_run["synth"]
-    assert synth.items == 4 * 6  # four model rows x (3 + 3) utterances
-    assert set(results["systems"]) == {"ground_truth", "model", "shuffled_faces", "average_face", "copy_synthesis"}
+    assert synth.items == 5 * 6  # five model rows x (3 + 3) utterances
+    assert set(results["systems"]) == {
+        "ground_truth",
+        "model",
+        "shuffled_faces",
+        "shuffled_within_gender",
+        "average_face",
+        "copy_synthesis",
+    }
     assert results["backends"]["recognizer"].startswith("whisper-tiny.en")
     assert results["backends"]["naturalness"] == "DNSMOS OVRL"
     gt = results["systems"]["ground_truth"]["overall"]
@@ -195,6 +202,12 @@ def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
         assert set(system["splits"]) == {"test_seen", "test_unseen"}
         assert {r["category"] for r in system["overall"]["subgroups"]["gender"]} >= {"male", "female"}
     assert results["gender_classifier"]["num_speakers"] == 10
+    # one voice per person: similarities between different same-gender speakers and within a speaker, with intervals
+    for row in ("ground_truth", "model"):
+        overall = results["systems"][row]["overall"]
+        assert -1.0 <= overall["same_speaker_similarity"] <= 1.0 or overall["same_speaker_similarity"] is None
+        assert overall["within_gender_similarity"] is not None
+    assert "## One voice per person" in (out / "report.md").read_text()
     # what the face head read from each face is kept, and the face-encoder accuracy is computed from it
     model_records = [json.loads(p.read_text()) for p in sorted((out / "cache" / "model").rglob("*.json"))]
     assert len(model_records) == 6 and all(r["face_gender"] in (0, 1) for r in model_records)
@@ -224,7 +237,7 @@ def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
     low, high = model["gender_agreement_ci95"]
     assert f"{model['gender_agreement']:.1%} ({low:.1%}".rstrip("%") + f"-{high:.1%})" in report
     wavs = sorted((out / "audio").rglob("*.wav"))
-    assert len(wavs) == 5 * 6
+    assert len(wavs) == 6 * 6  # ground truth + five model rows
     assert sf.info(str(wavs[0])).samplerate == 16000
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert "tsne_ground_truth_all.png" in pngs and "tsne_model_all.png" in pngs and "secs_by_system.png" in pngs
@@ -368,6 +381,12 @@ def test_selection_donors_and_names() -> None:
     donors = shuffled_face_donors(utts, seed=0)
     assert set(donors) == {"a", "b", "c"} and all(donors[s].speaker != s for s in donors)
     assert shuffled_face_donors(utts[:4], seed=0) == {}
+    # within gender: each speaker gets a face of another speaker of their own gender label; one alone gets none
+    people = [Utterance("s", i, f"p{i}", f"p{i}", "t", "", i % 2 if i < 6 else 1, 0) for i in range(7)]
+    same = shuffled_face_donors(people, seed=0, within_gender=True)
+    assert set(same) == {f"p{i}" for i in range(7)}
+    assert all(d.speaker != s and d.gender == people[int(s[1:])].gender for s, d in same.items())
+    assert shuffled_face_donors(people[:3], seed=0, within_gender=True).keys() == {"p0", "p2"}
     names = {safe_name(x) for x in ("a/b", "a_b", "a b", "trainval/0Fi83BHQsMA/00002")}
     assert len(names) == 4 and all("/" not in n for n in names)
 

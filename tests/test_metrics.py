@@ -355,3 +355,22 @@ def test_tsne_and_bar_plots_write_pngs(tmp_path: Path, vctk: dict, vctk_embeddin
     d = np.linalg.norm(points[:, None] - points[None], axis=-1) + np.eye(len(points)) * 1e9
     speakers = np.asarray(vctk["speakers"])
     assert np.mean(speakers[d.argmin(1)] == speakers) > 0.9
+
+
+def test_voice_similarities_tell_one_voice_per_gender_from_one_voice_per_person() -> None:
+    from ftv_train.metrics.diversity import voice_similarities
+
+    rng = np.random.default_rng(0)
+    speakers = [f"s{i}" for i in range(8) for _ in range(2)]
+    genders = [i % 2 for i in range(8) for _ in range(2)]
+    per_gender = np.eye(16)[:2]  # two voices, one per gender, whatever the person
+    two_voices = [per_gender[g] + rng.normal(0, 0.01, 16) for g in genders]
+    own = {s: rng.normal(0, 1, 16) for s in set(speakers)}  # one voice per person
+    own_voices = [own[s] + rng.normal(0, 0.05, 16) for s in speakers]
+    flat = voice_similarities(two_voices, speakers, genders)
+    personal = voice_similarities(own_voices, speakers, genders)
+    assert flat["within_gender_similarity"] > 0.99 > 0.5 > personal["within_gender_similarity"]
+    assert personal["same_speaker_similarity"] > 0.98  # each person keeps their voice across photos
+    low, high = personal["within_gender_similarity_ci95"]
+    assert low <= personal["within_gender_similarity"] <= high
+    assert voice_similarities([], [], [])["within_gender_similarity"] is None

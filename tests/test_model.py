@@ -539,3 +539,48 @@ def test_copy_synthesis_batches_like_single_items_and_needs_the_posterior(speech
     assert torch.allclose(batched, alone, atol=1e-4), (batched - alone).abs().max()
     with pytest.raises(InferenceOnlyModelError, match="posterior encoder"):
         model.to_inference_only().reconstruct(waveform, lengths, pixel_values=pixels)
+
+
+def test_face_descriptor_branch_starts_silent_learns_and_round_trips(speech_batch, tmp_path):
+    """The pretrained-descriptor branch added to a model leaves its voice unchanged until trained, receives the
+    training losses' gradients, makes different descriptors give different F, survives save/load, and a missing
+    descriptor is a clear error."""
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config()).eval()
+    ids = torch.randint(1, 100, (2, 25))
+    faces = torch.randn(2, 3, 128, 128)
+    descriptors = torch.randn(2, 128) * 0.05
+    with torch.inference_mode():
+        before = model(ids, pixel_values=faces, seed=3).waveform
+    model.add_face_descriptor_fusion("dlib-resnet-v1")
+    with torch.inference_mode():
+        after = model(ids, pixel_values=faces, face_descriptors=descriptors, seed=3).waveform
+    assert torch.equal(before, after)
+    with pytest.raises(ValueError, match="FTVProcessor"):
+        model(ids, pixel_values=faces)
+    with pytest.raises(ValueError, match="face_descriptors must have shape"):
+        model(ids, pixel_values=faces, face_descriptors=descriptors[:, :64])
+
+    model.train()
+    batch = {**speech_batch, "face_descriptors": torch.randn(2, 128) * 0.05}
+    out = model(**batch)
+    fusion = list(model.face_descriptor_fusion.parameters())
+    grads = torch.autograd.grad(out.mel_loss + out.face_attribute_loss, fusion, allow_unused=True)
+    assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+    with torch.no_grad():
+        model.face_descriptor_fusion.out.weight.normal_(0.0, 0.1)
+    model.eval()
+    with torch.inference_mode():
+        one = model.get_face_embeddings(faces[:1].expand(2, -1, -1, -1), face_descriptors=descriptors)
+    assert not torch.allclose(one[0], one[1])  # one photo, two descriptors: two different faces to the model
+
+    model.save_pretrained(tmp_path)
+    loaded = FTVModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.face_descriptor == "dlib-resnet-v1"
+    with torch.inference_mode():
+        a = model(ids, pixel_values=faces, face_descriptors=descriptors, seed=3).waveform
+        b = loaded(ids, pixel_values=faces, face_descriptors=descriptors, seed=3).waveform
+    assert torch.equal(a, b)
+    fresh = FTVModel(tiny_config(face_descriptor="dlib-resnet-v1"))
+    # a new model's branch starts silent too
+    assert float(fresh.face_descriptor_fusion.out.weight.detach().abs().sum()) == 0.0

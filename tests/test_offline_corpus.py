@@ -27,15 +27,18 @@ from ftv_train.dataset_format import (
     load_report,
 )
 from ftv_train.offline_corpus import (
+    BASE_VOICES,
     EngineUnavailableError,
     Identity,
     OfflineCorpusConfig,
+    build_faces,
     build_speaker,
     check_engines,
     discover_identities,
     estimate_f0,
     voice_params,
 )
+from ftv_train.voice_mapping import AXES, MAPPING_NAME, VoiceMapping
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,6 +128,21 @@ def test_one_consistent_voice_per_identity_and_female_voices_higher(corpus: Path
     assert np.median(female) > 1.4 * np.median(male), (male, female)
 
 
+def test_every_view_has_its_descriptor_precomputed_and_the_rule_saved(corpus: Path, dataset) -> None:
+    """Training with face descriptors reads them from the corpus (`face_descriptors.npz`), keyed by the pixels of
+    each stored view; the values are what the descriptor network gives for that view."""
+    from ftv_model.face_descriptor import DESCRIPTOR_CACHE_NAME, FaceDescriptor, pixels_key
+
+    with np.load(corpus / DESCRIPTOR_CACHE_NAME) as stored:
+        known = dict(zip(stored["keys"].tolist(), stored["descriptors"]))
+    views = [face for row in _rows(dataset) for face in face_images(row["faces"])]
+    assert all(pixels_key(view) in known for view in views)
+    fresh = FaceDescriptor()(views[:3])
+    np.testing.assert_allclose(np.stack([known[pixels_key(v)] for v in views[:3]]), fresh, atol=1e-5)
+    report = load_report(corpus)["offline"]
+    assert report["voice_rule"]["axes"] == list(AXES) and (corpus / MAPPING_NAME).is_file()
+
+
 def test_transform_keeps_speech_clean(corpus: Path) -> None:
     dnsmos = load_report(corpus)["offline"]["dnsmos"]
     assert dnsmos["clips"] == 12
@@ -132,32 +150,57 @@ def test_transform_keeps_speech_clean(corpus: Path) -> None:
 
 
 def test_deterministic_across_processes(shared_data: Path, corpus: Path, tmp_path: Path) -> None:
-    """A speaker rebuilt here, in this process, matches the worker-built one byte for byte (same seed)."""
+    """A speaker rebuilt here, in this process, matches the worker-built one byte for byte (same seed, and the
+    voice mapping the build fitted and saved)."""
     voices = load_report(corpus)["offline"]["voices"]
     identity = next(i for i in discover_identities(shared_data / "faces") if i.speaker == sorted(voices)[0])
     config = OfflineCorpusConfig(faces=str(shared_data / "faces"), out=str(tmp_path), small=True, progress=False)
-    meta = build_speaker(identity, config, FaceDetector(backend="dlib"), tmp_path)
-    built = next((corpus / ".work").glob("offline-*")) / identity.speaker
-    assert json.loads((built / "speaker.json").read_text()) == json.loads(
-        (tmp_path / identity.speaker / "speaker.json").read_text()
-    )
+    built = next((corpus / ".work").glob("offline-*"))
+    faces = build_faces(identity, config, FaceDetector(backend="dlib", small_face_fallback=False), tmp_path)
+    for face in (tmp_path / "faces" / identity.speaker).glob("face_*.png"):
+        assert face.read_bytes() == (built / "faces" / identity.speaker / face.name).read_bytes()
+    mapping = VoiceMapping.load(corpus / MAPPING_NAME)
+    meta = build_speaker(identity, config, tmp_path, mapping, faces)
+    ours, theirs = tmp_path / "speech" / identity.speaker, built / "speech" / identity.speaker
+    assert json.loads((ours / "speaker.json").read_text()) == json.loads((theirs / "speaker.json").read_text())
     for item in meta["utterances"]:
-        ours, theirs = tmp_path / identity.speaker / item["folder"], built / item["folder"]
-        assert (ours / "audio.flac").read_bytes() == (theirs / "audio.flac").read_bytes()
-    for face in (tmp_path / identity.speaker).glob("face_*.png"):
-        assert face.read_bytes() == (built / face.name).read_bytes()
-    assert voice_params(identity, 1) != voice_params(identity, 0)
+        assert (ours / item["folder"] / "audio.flac").read_bytes() == (
+            theirs / item["folder"] / "audio.flac"
+        ).read_bytes()
 
 
-def test_voice_follows_labels() -> None:
-    def identity(gender: int, age: float | None, name: str = "x") -> Identity:
-        return Identity(speaker=name, source="test", images=(), gender=gender, race=-1, age=age)
+def _identity(gender: int, age: float | None, name: str = "x") -> Identity:
+    return Identity(speaker=name, source="test", images=(), gender=gender, race=-1, age=age)
 
-    male = [voice_params(identity(0, 30, f"m{i}"), 0).f0 for i in range(40)]
-    female = [voice_params(identity(1, 30, f"f{i}"), 0).f0 for i in range(40)]
+
+def test_voice_follows_labels_and_the_face_position() -> None:
+    middle = dict.fromkeys(AXES, 0.5)
+    male = [voice_params(_identity(0, 30), {**middle, "f0": u}, "male").f0 for u in np.linspace(0.01, 0.99, 9)]
+    female = [voice_params(_identity(1, 30), {**middle, "f0": u}, "female").f0 for u in np.linspace(0.01, 0.99, 9)]
     assert max(male) < min(female)
-    assert len(set(male)) == 40  # the identity-specific part
-    assert voice_params(identity(1, 6), 0).f0 > voice_params(identity(1, 30), 0).f0  # children sound higher
+    assert male == sorted(male) and len(set(male)) == 9  # higher along the F0 axis, every step a different voice
+    bases = {voice_params(_identity(0, 30), {**middle, "base": u}, "male").base for u in np.linspace(0.01, 0.99, 20)}
+    assert len(bases) == sum(v.pool == "male" for v in BASE_VOICES)  # the base-voice axis reaches every voice
+    assert voice_params(_identity(1, 6), middle, "female").f0 > voice_params(_identity(1, 30), middle, "female").f0
+
+
+def test_voice_mapping_is_a_smooth_fixed_function_of_the_descriptor(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    descriptors = rng.normal(0.0, 0.05, (200, 128)) + np.r_[np.full(100, 0.1), np.full(100, -0.1)][:, None]
+    pools = ["male"] * 100 + ["female"] * 100
+    mapping = VoiceMapping.fit(descriptors, pools)
+    mapping.save(tmp_path / MAPPING_NAME)
+    loaded = VoiceMapping.load(tmp_path / MAPPING_NAME)
+    face = descriptors[3]
+    assert loaded.position(face, "male") == pytest.approx(mapping.position(face, "male"), abs=1e-5)  # fixed
+    near = face + rng.normal(0.0, 0.002, 128)  # another photo of the same person
+    far = descriptors[40]  # someone else of the same pool
+    gap = lambda a, b: max(abs(a[k] - b[k]) for k in AXES)  # noqa: E731
+    assert gap(mapping.position(face, "male"), mapping.position(near, "male")) < 0.05
+    assert gap(mapping.position(face, "male"), mapping.position(far, "male")) > 0.2
+    positions = np.array([list(mapping.position(d, "male").values()) for d in descriptors[:100]])
+    assert positions.min() > 0 and positions.max() < 1 and (positions.std(axis=0) > 0.2).all()  # spread over ranges
+    assert mapping.nearest_pool(descriptors[150]) == "female"
 
 
 def test_sources_and_licences(shared_data: Path, corpus: Path) -> None:

@@ -217,3 +217,25 @@ def test_the_bundled_model_reads_fairface_photos_through_the_processor_alone(sha
             read = max(out.attributes[0]["gender"].items(), key=lambda item: item[1])[0]
             right += read == entry["gender"].lower()
     assert right >= 34, right
+
+
+def test_processor_computes_face_descriptors_the_model_reads() -> None:
+    """With `face_descriptor`, the processor adds dlib's descriptor of each crop: two photos of one person lie close,
+    two people far apart (dlib's "same person" threshold is 0.6), and several photos per person keep their layout."""
+    from ftv_model import FTVImageProcessor
+
+    faces = FIXTURES / "faces"
+    processor = FTVImageProcessor(face_descriptor="dlib-resnet-v1")
+    out = processor([faces / "london_001.jpg", faces / "london_005.jpg", faces / "fairface_0101.jpg"])
+    descriptors = out["face_descriptors"]
+    assert tuple(descriptors.shape) == (3, 128) and tuple(out["pixel_values"].shape) == (3, 3, 128, 128)
+    distances = torch.cdist(descriptors, descriptors)
+    assert float(distances[0, 1]) > 0.6 and float(distances[0, 2]) > 0.6
+    mirrored = Image.open(faces / "london_001.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    same = processor([faces / "london_001.jpg", mirrored])["face_descriptors"]
+    assert float(torch.dist(same[0], same[1])) < 0.45
+    nested = processor([[faces / "london_001.jpg", mirrored], [faces / "london_005.jpg"]])
+    assert tuple(nested["face_descriptors"].shape) == (2, 2, 128)
+    torch.testing.assert_close(nested["face_descriptors"][1, 0], descriptors[1])
+    assert float(nested["face_descriptors"][1, 1].abs().sum()) == 0.0  # the padded photo slot
+    assert "face_descriptors" not in FTVImageProcessor()([faces / "london_001.jpg"])  # off unless the model asks
