@@ -40,6 +40,9 @@ class FTVProcessor(ProcessorMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args: Any, **kwargs: Any) -> FTVProcessor:
+        from . import register_auto_classes
+
+        register_auto_classes()  # transformers resolves the image processor and tokenizer through the Auto classes
         try:
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         except (OSError, ValueError) as error:

