@@ -276,6 +276,7 @@ def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         "input_ids",
         "attention_mask",
         "pixel_values",
+        "face_descriptors",
         "waveform",
         "waveform_lengths",
         "gender_labels",

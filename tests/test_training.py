@@ -38,6 +38,7 @@ pytest_plugins = ["tests.hub_fixtures"]  # the local Hub server for --push_to_hu
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_YAML = REPO_ROOT / "train" / "configs" / "tiny.yaml"
 PAPER_YAML = REPO_ROOT / "train" / "configs" / "paper.yaml"
+FACE_PHOTO = REPO_ROOT / "tests" / "fixtures" / "faces" / "london_001.jpg"
 # (VCTK speaker, London face id); faces chosen to match the speakers' genders.
 SPEAKERS = (("p225", "001"), ("p226", "004"), ("p227", "005"), ("p228", "006"))
 LONDON_RACE = {"white": "white", "black": "black", "east_asian": "asian", "west_asian": "middle eastern"}
@@ -497,6 +498,21 @@ def test_no_discriminator_mode_and_training_only_overrides(tiny_data: Path, tmp_
     assert json.loads((aligned / "config.json").read_text())["decoder_latents"] == "prior"
     with pytest.raises(ConfigError, match="differ from the --init"):
         run_training(tiny_data, tmp_path / "bad", f"--init {first} --set model.hidden_size=48 --max_steps 1")
+    # a warm start may add the pretrained face descriptor branch: it trains, and the export speaks from photos
+    described = run_training(
+        tiny_data,
+        tmp_path / "described",
+        f"--init {first} --set model.face_descriptor=dlib-resnet-v1 --max_steps 2 --log_with none "
+        "--media_every 100 --eval_every 100",
+    )
+    assert json.loads((described / "config.json").read_text())["face_descriptor"] == "dlib-resnet-v1"
+    assert json.loads((described / "processor_config.json").read_text())["image_processor"]["face_descriptor"]
+    fusion = [k for k in _parameters(described) if k.startswith("face_descriptor_fusion.out.")]
+    assert fusion and max(float(_parameters(described)[k].abs().max()) for k in fusion) > 0  # it moved off zero
+    from ftv_model.synthesis import Synthesizer
+
+    result = Synthesizer(described, allow_untrained=True).synthesize(FACE_PHOTO, "Hello there.", seed=0)
+    assert result.waveform.size > 0
 
 
 @pytest.mark.shared_data
