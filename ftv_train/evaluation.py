@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import zlib
 from collections.abc import Sequence
@@ -159,13 +160,33 @@ class Utterance:
     phonemes: str
     gender: int
     race: int
+    age: float | None = None
+
+
+ADULT_AGE = 18.0
+
+
+def speaker_ages(data: str | os.PathLike[str]) -> dict[str, float | None]:
+    """Each speaker's age label from the corpus's ``report.json`` (the offline corpus writes ``offline.ages``);
+    empty for datasets without one, whose rows then count in neither age group."""
+    path = Path(data) / "report.json"
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text()).get("offline", {}).get("ages", {}))
+
+
+def age_group(age: float | None) -> str | None:
+    """The age group of a label: adults (18 and over), children (under 18), None when the age is unknown."""
+    if age is None:
+        return None
+    return "adults" if age >= ADULT_AGE else "children"
 
 
 class SplitData:
     """One split of the prepared dataset. Audio stays encoded (decoded here with soundfile, not by `datasets`),
     and rows are fetched only for the utterances a run touches, so large splits cost nothing up front."""
 
-    def __init__(self, dataset: Any, split: str) -> None:
+    def __init__(self, dataset: Any, split: str, ages: dict[str, float | None] | None = None) -> None:
         import datasets
 
         self.split = split
@@ -186,6 +207,7 @@ class SplitData:
                 phonemes=str(get["phonemes"][i] or "") if get["phonemes"] else "",
                 gender=int(get["gender"][i]) if get["gender"] and get["gender"][i] is not None else -1,
                 race=int(get["race"][i]) if get["race"] and get["race"][i] is not None else -1,
+                age=(ages or {}).get(str(get["speaker"][i])),
             )
             for i in range(n)
         ]
@@ -481,6 +503,7 @@ class MetricSuite:
                     "duration_s": round(len(wav) / SAMPLE_RATE, 4),
                     "gender": utt.gender,
                     "race": utt.race,
+                    "age": utt.age,
                     "embedding": [round(float(x), 6) for x in emb],
                     **{f"{k}_backend": v for k, v in self.backends.items()},
                 }
@@ -546,7 +569,8 @@ class Evaluator:
         missing = [s for s in config.splits if s not in self.dataset]
         if missing:
             raise KeyError(f"{config.data} has no split(s) {missing}; it has {list(self.dataset)}")
-        self.splits = {s: SplitData(self.dataset[s], s) for s in config.splits}
+        ages = speaker_ages(config.data)
+        self.splits = {s: SplitData(self.dataset[s], s, ages) for s in config.splits}
         self.selected = {
             s: select_utterances(d.utterances, config.max_utterances, config.seed) for s, d in self.splits.items()
         }
@@ -894,6 +918,13 @@ def score_records(
         agree = [a for a, _ in labelled]
         agree_speakers = [s for _, s in labelled]
         follows_face = [float(p == f) for p, f, ok in zip(pred, readings, read) if ok]
+    groups = [age_group(r.get("age")) for r in recs]
+    by_age: dict[str, list[float]] = {}
+    for group in ("adults", "children"):
+        labelled_group = [i for i, (g, a) in enumerate(zip(genders, groups)) if g >= 0 and a == group]
+        by_age[f"face_correct_{group}"] = [float(readings[i] == genders[i]) for i in labelled_group if read[i]]
+        if classifier is not None:
+            by_age[f"agree_{group}"] = [float(pred[i] == genders[i]) for i in labelled_group]
     items = {
         "secs": secs,
         "abx": correct,
@@ -905,6 +936,7 @@ def score_records(
         "face_correct": face_correct,
         "face_confidence": face_confidence,
         "follows_face": follows_face,
+        **by_age,
     }
     recognizer = recs[0].get("recognizer_backend", "unknown")
     return {"items": items, "summary": summarize(recs, items, recognizer)}
@@ -959,6 +991,16 @@ def summarize(recs: Sequence[dict[str, Any]], items: dict[str, list], recognizer
         "face_gender_accuracy_ci95": proportion_interval(items.get("face_correct", [])),
         **_face_calibration(items.get("face_confidence", []), items.get("face_correct", [])),
         "gender_follows_face": _mean(items.get("follows_face", [])),
+        **{
+            f"{name}_{group}{suffix}": value
+            for group in ("adults", "children")
+            for name, key in (("gender_agreement", "agree"), ("face_gender_accuracy", "face_correct"))
+            for suffix, value in (
+                ("", _mean(items.get(f"{key}_{group}", []))),
+                ("_ci95", proportion_interval(items.get(f"{key}_{group}", []))),
+                ("_n", len(items.get(f"{key}_{group}", []))),
+            )
+        },
         "mean_duration_s": _mean([r["duration_s"] for r in recs]),
         **voice_similarities(
             [r["embedding"] for r in recs], [r["speaker"] for r in recs], [int(r.get("gender", -1)) for r in recs]
@@ -1180,6 +1222,29 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
             "about their product. Its confidence is the probability it gives the gender it read, after the model's "
             "calibration (`face_attribute_temperatures`, fitted on validation_unseen by train/calibrate_face_head.py); "
             "ECE: the gap between confidence and accuracy over 10 equal-width confidence bins (0 is perfect).",
+            "",
+        ]
+    aged = {k: v for k, v in systems.items() if v["overall"].get("gender_agreement_adults_n")}
+    if aged:
+        lines += [
+            "## Adults and children",
+            "",
+            "| System | Face reading, adults | Gender agreement, adults | Face reading, children | "
+            "Gender agreement, children |",
+            "|---|---|---|---|---|",
+        ]
+        for sysres in aged.values():
+            o = sysres["overall"]
+            cells = [
+                f"{_fmt_ci(o.get(f'{name}_{group}'), o.get(f'{name}_{group}_ci95'))} (n={o.get(f'{name}_{group}_n')})"
+                for group in ("adults", "children")
+                for name in ("face_gender_accuracy", "gender_agreement")
+            ]
+            lines.append(f"| {sysres['title']} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            f"By the speakers' age labels (the corpus's report.json; adults: {ADULT_AGE:g} and over). Children's "
+            "faces and voices carry less gender, and the corpus gives young children one child voice region.",
             "",
         ]
     lines += ["## Speaker similarity across gender and race (Table 7 layout)", ""]

@@ -952,6 +952,7 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
         "engine_sample_rates": dict(sorted({m["voice"]["base"]: m["native_rate"] for m in metas}.items())),
         "dnsmos": _dnsmos(metas, work, config),
         "voices": {m["identity"]["speaker"]: m["voice"] for m in metas},
+        "ages": {m["identity"]["speaker"]: m["identity"]["age"] for m in metas},
         "voice_rule": {
             "what": "identity part of each voice: a fixed function of the face descriptor (ftv_train.voice_mapping)",
             "axes": list(mapping.axes),

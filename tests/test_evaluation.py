@@ -20,11 +20,13 @@ from ftv_train.evaluation import (
     FTVSynthesizer,
     MetricSuite,
     Utterance,
+    age_group,
     run_evaluation,
     safe_name,
     score_records,
     select_utterances,
     shuffled_face_donors,
+    speaker_ages,
 )
 from ftv_train.metrics.audio import load_audio
 from ftv_train.metrics.gender import VoiceGenderClassifier
@@ -335,6 +337,29 @@ def test_gender_agreement_is_split_into_the_face_reading_and_the_voice_following
         rec["face_gender"] = None  # a model without a face attribute head
     summary = score_records(recs, references, classifier, k=3, seed=0)["summary"]
     assert summary["face_gender_accuracy"] is None and summary["gender_follows_face"] is None
+
+
+def test_gender_agreement_is_reported_for_adults_and_children_apart(tmp_path: Path) -> None:
+    """Ages from the corpus's report.json: the two adults agree, one of the two children does not; an utterance
+    of unknown age counts in neither group."""
+    embeddings = np.array([[-1.0, 0], [1.0, 0], [1.0, 0], [-1.0, 0], [1.0, 0]])  # heard: m, f, f, m, f
+    classifier = VoiceGenderClassifier(weights=np.array([4.0, 0.0]), bias=0.0, mean=np.zeros(2), scale=np.ones(2))
+    (tmp_path / "report.json").write_text(json.dumps({"offline": {"ages": {"s0": 34, "s1": 71, "s2": 3, "s3": 9}}}))
+    ages = speaker_ages(tmp_path)
+    assert speaker_ages(tmp_path / "elsewhere") == {}
+    labels, read = [0, 1, 0, 1, 0], [0, 1, 1, 1, 0]
+    recs = [
+        {"id": f"u{i}", "speaker": f"s{i}", "embedding": e.tolist(), "gender": g, "race": -1, "face_gender": f,
+         "age": ages.get(f"s{i}"), "cer_errors": 0, "cer_reference_chars": 1, "naturalness": 3.0, "duration_s": 1.0}
+        for i, (e, g, f) in enumerate(zip(embeddings, labels, read))
+    ]  # fmt: skip
+    references = SpeakerReferences.build(embeddings, [f"s{i}" for i in range(5)], [f"r{i}" for i in range(5)])
+    summary = score_records(recs, references, classifier, k=3, seed=0)["summary"]
+    assert summary["gender_agreement_adults"] == 1.0 and summary["gender_agreement_adults_n"] == 2
+    assert summary["gender_agreement_children"] == 0.0 and summary["gender_agreement_children_n"] == 2
+    assert summary["face_gender_accuracy_children"] == 0.5  # s2's face was read as female
+    assert summary["gender_labelled"] == 5
+    assert age_group(None) is None and age_group(17.9) == "children" and age_group(18) == "adults"
 
 
 def test_face_head_calibration_is_scored_from_its_confidences() -> None:
