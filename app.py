@@ -42,6 +42,7 @@ from ftv_model.synthesis import (  # noqa: E402
     Synthesizer,
     add_model_arguments,
 )
+from ftv_model.voice_profile import VoiceProfile  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples" / "faces"
@@ -129,7 +130,7 @@ def with_friendly_upload_errors(image: gr.Image) -> gr.Image:
 
 def _remove_old_outputs(directory: Path, max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
     cutoff = time.time() - max_age_s
-    for path in directory.glob("ftv-synthetic-*.wav"):
+    for path in [*directory.glob("ftv-synthetic-*.wav"), *directory.glob("ftv-voice-*.json")]:
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()
@@ -174,19 +175,34 @@ def user_error(message: str, title: str) -> gr.Error:
 CLOSE_TOASTS_JS = "() => { document.querySelectorAll('[data-testid=\"toast-close\"]').forEach((b) => b.click()); }"
 
 
+def load_voice_settings(voice_file: Any) -> tuple[Any, Any, Any, Any]:
+    """An uploaded voice profile sets the advanced settings to the ones it was saved with (still adjustable)."""
+    if not voice_file:
+        return gr.update(), gr.update(), gr.update(), gr.update()
+    try:
+        settings = VoiceProfile.load(_extra_paths(voice_file)[0]).settings
+    except ValueError as error:
+        raise user_error(str(error), "Cannot read the voice profile") from error
+    return tuple(
+        settings[name] if settings.get(name) is not None else gr.update()
+        for name in ("speaking_rate", "noise_scale", "noise_scale_duration", "seed")
+    )
+
+
 def make_handler(synthesizer: Synthesizer | None, problem: str | None, output_dir: Path):
     """The Synthesize button's function, closed over the service that was loaded once at start."""
 
     def synthesize(
         photo: str | None,
         extra_photos: Any,
+        voice_file: Any,
         text: str,
         consent: bool,
         speaking_rate: float,
         noise_scale: float,
         noise_scale_duration: float,
         seed: float | None,
-    ) -> tuple[str, list[Any], dict[str, float], dict[str, float], str]:
+    ) -> tuple[str, list[Any], dict[str, float], dict[str, float], str, str]:
         start = time.perf_counter()
         if synthesizer is None:
             raise user_error(problem or "No model is loaded.", "No model")
@@ -195,12 +211,18 @@ def make_handler(synthesizer: Synthesizer | None, problem: str | None, output_di
                 "Please confirm first that this is your face or that you have permission to use it.", "Consent needed"
             )
         photos = ([photo] if photo else []) + _extra_paths(extra_photos)
-        if not photos:
-            raise user_error("Add a photo of a face (upload, webcam or paste).", "No photo")
+        voice_path = (_extra_paths(voice_file) or [None])[0]
+        if not photos and voice_path is None:
+            raise user_error("Add a photo of a face (upload, webcam or paste), or a saved voice profile.", "No photo")
+        notes = []
+        if voice_path is not None and photos:
+            notes.append("The voice profile was used; the photo was not (remove the profile to use the photo).")
+            photos = []
         try:
             result = synthesizer.synthesize(
                 photos,
                 text,
+                voice=voice_path,
                 seed=None if seed is None else int(seed),
                 speaking_rate=speaking_rate,
                 noise_scale=noise_scale,
@@ -208,16 +230,20 @@ def make_handler(synthesizer: Synthesizer | None, problem: str | None, output_di
             )
             _remove_old_outputs(output_dir)
             path = synthesizer.save(result, output_dir)
+            profile_name = path.with_suffix(".json").name.replace("ftv-synthetic-", "ftv-voice-")
+            profile_path = result.voice.save(output_dir / profile_name)
         except ValueError as error:  # FaceDetectionError, TextFrontendError, SynthesisError: messages for users
             raise user_error(str(error), "Cannot synthesize") from error
+        result.notes[:0] = notes
         for note in result.notes:
             gr.Warning(note)
         total = time.perf_counter() - start
         timing_names = {"detect": "face detection", "process": "processing", "model": "model", "encode": "encoding"}
         timing = " · ".join(f"{timing_names.get(k, k)} {v * 1000:.0f} ms" for k, v in result.timings.items())
+        source = f"{len(result.face_crops)} photo(s)" if result.face_crops else "a saved voice profile"
         lines = [
             f"**{result.duration:.1f} s** of synthetic speech, {len(result.sentences)} sentence(s), "
-            f"seed {result.seed}, {len(result.face_crops)} photo(s). Saved as `{path.name}`.",
+            f"seed {result.seed}, {source}. Saved as `{path.name}`.",
             *(f"- {note}" for note in result.notes),
             f"Timing: {timing} · total {total * 1000:.0f} ms",
         ]
@@ -230,6 +256,7 @@ def make_handler(synthesizer: Synthesizer | None, problem: str | None, output_di
             attributes.get("gender", {}),
             attributes.get("race", {}),
             "\n\n".join(lines),
+            str(profile_path),
         )
 
     return synthesize
@@ -293,6 +320,14 @@ def build_demo(
                     height=120,
                     elem_id="ftv-extra",
                 )
+                voice_file = gr.File(
+                    label="Or a saved voice profile (optional; speaks in that voice instead of the photo's)",
+                    file_count="single",
+                    file_types=[".json"],
+                    type="filepath",
+                    height=80,
+                    elem_id="ftv-voice-in",
+                )
                 # No max_length: the browser would cut pasted text silently; the count shows the limit and a text
                 # over it is refused with a message (check_text), never spoken cut off.
                 text = gr.Textbox(
@@ -354,6 +389,12 @@ def build_demo(
                     buttons=["download"],
                     elem_id="ftv-audio",
                 )
+                voice_out = gr.File(
+                    label="This voice as a profile (download it to speak in this voice again, no photo needed)",
+                    interactive=False,
+                    height=80,
+                    elem_id="ftv-voice-out",
+                )
                 details = gr.Markdown(label="Details", elem_id="ftv-details")
                 # The caption sits above the gallery: as the gallery's own label it covered the crop's top edge.
                 gr.Markdown("**Face crop(s) the model used**", elem_id="ftv-crops-caption")
@@ -384,10 +425,27 @@ def build_demo(
         )
         button.click(
             make_handler(synthesizer, problem, output_dir),
-            inputs=[photo, extra_photos, text, consent, speaking_rate, noise_scale, noise_scale_duration, seed],
-            outputs=[audio, crops, gender, race, details],
+            inputs=[
+                photo,
+                extra_photos,
+                voice_file,
+                text,
+                consent,
+                speaking_rate,
+                noise_scale,
+                noise_scale_duration,
+                seed,
+            ],
+            outputs=[audio, crops, gender, race, details, voice_out],
             api_name="synthesize",
         ).success(None, js=CLOSE_TOASTS_JS, queue=False)
+        voice_file.upload(
+            load_voice_settings,
+            inputs=voice_file,
+            outputs=[speaking_rate, noise_scale, noise_scale_duration, seed],
+            queue=False,
+            api_name="load_voice_settings",
+        )
     return demo
 
 

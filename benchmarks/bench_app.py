@@ -69,8 +69,8 @@ def main() -> None:
 
             def click(rate: float) -> tuple[float, float, dict[str, float]]:
                 begin = time.perf_counter()
-                audio, _, _, _, details = client.predict(
-                    handle_file(str(FACE)), None, SENTENCE, True, rate, 0.667, 0.8, 0, api_name="/synthesize"
+                audio, _, _, _, details, _ = client.predict(
+                    handle_file(str(FACE)), None, None, SENTENCE, True, rate, 0.667, 0.8, 0, api_name="/synthesize"
                 )
                 elapsed = time.perf_counter() - begin
                 return elapsed, wav_info(audio)["frames"] / 16000, server_timings(details)

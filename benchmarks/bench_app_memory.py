@@ -68,7 +68,7 @@ def main() -> None:
             start = time.perf_counter()
             for i in range(1, args.requests + 1):
                 client.predict(
-                    faces[i % 2], None, SENTENCES[i % len(SENTENCES)], True, 1.0, 0.667, 0.8, i,
+                    faces[i % 2], None, None, SENTENCES[i % len(SENTENCES)], True, 1.0, 0.667, 0.8, i,
                     api_name="/synthesize",
                 )  # fmt: skip
                 if i == 1 or i % 20 == 0:

@@ -7,7 +7,8 @@ For each model: every chosen person's voice from their neutral photo (the app's 
 its median F0, the Resemblyzer similarity between different people of one gender (near 1: one voice per gender) and
 across genders, and between the same person's neutral and smiling photos (near 1: the voice stays with the person).
 People are taken from the dataset's held-out splits when ``--data`` names the offline corpus, so no model trained
-on them. Prints a table; ``--out`` also saves the WAVs to listen to.
+on them; where those hold fewer than ``--per-gender`` of a gender, people from training fill up, flagged in the
+table. Prints a table; ``--out`` also saves the WAVs to listen to.
 """
 
 from __future__ import annotations
@@ -25,16 +26,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SENTENCE = "The birch canoe slid on the smooth planks."
 
 
-def london_people(faces: Path, per_gender: int, held_out: set[str] | None) -> list[tuple[str, str]]:
-    """(face id, gender) of people with both photos, held-out ones when known, `per_gender` of each gender."""
-    chosen: dict[str, list[str]] = {"female": [], "male": []}
+def london_people(faces: Path, per_gender: int, held_out: set[str] | None) -> list[tuple[str, str, bool]]:
+    """(face id, gender, held out) of `per_gender` people of each gender with both photos: held-out ones first
+    when they are known, then, where the held-out splits have too few, people the model trained on (flagged)."""
+    chosen: dict[str, list[tuple[str, bool]]] = {"female": [], "male": []}
     with (faces / "london" / "london_info.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
             face_id, gender = row["face_id"].strip(), row["face_gender"].strip().lower()
             both = all((faces / "london" / view / f"{face_id}.jpg").is_file() for view in ("neutral", "smiling"))
-            if gender in chosen and both and (held_out is None or f"london-{face_id}" in held_out):
-                chosen[gender].append(face_id)
-    return [(face_id, gender) for gender in ("female", "male") for face_id in chosen[gender][:per_gender]]
+            if gender in chosen and both:
+                chosen[gender].append((face_id, held_out is None or f"london-{face_id}" in held_out))
+    people = []
+    for gender in ("female", "male"):
+        ranked = sorted(chosen[gender], key=lambda person: not person[1])  # held-out people first, order kept
+        people += [(face_id, gender, unseen) for face_id, unseen in ranked[:per_gender]]
+    return people
 
 
 def held_out_speakers(data: Path | None) -> set[str] | None:
@@ -69,7 +75,7 @@ def main() -> int:
         synthesizer = Synthesizer(model)
         rate = synthesizer.sampling_rate
         neutral, smiling = [], []
-        for face_id, _ in people:
+        for face_id, _, _ in people:
             for view, store in (("neutral", neutral), ("smiling", smiling)):
                 photo = args.faces / "london" / view / f"{face_id}.jpg"
                 store.append(synthesizer.synthesize(photo, SENTENCE, seed=0).waveform)
@@ -80,17 +86,18 @@ def main() -> int:
                 folder.mkdir(parents=True, exist_ok=True)
                 soundfile.write(folder / f"london_{face_id}.wav", neutral[-1], rate)
         emb, emb_smiling = encoder.embed(neutral, rate), encoder.embed(smiling, rate)
-        genders = [gender for _, gender in people]
+        genders = [gender for _, gender, _ in people]
         pairs = {"same gender": [], "across genders": []}
         for i, j in combinations(range(len(people)), 2):
             key = "same gender" if genders[i] == genders[j] else "across genders"
             pairs[key].append(float(emb[i] @ emb[j]))
         print(f"\n{model}: {SENTENCE!r}, seed 0, neutral photos")
-        print("| person | gender | median F0 (Hz) | same person, smiling photo |")
-        print("|---|---|---|---|")
-        for k, (face_id, gender) in enumerate(people):
+        print("| person | gender | held out | median F0 (Hz) | same person, smiling photo |")
+        print("|---|---|---|---|---|")
+        for k, (face_id, gender, unseen) in enumerate(people):
             f0 = estimate_f0(np.asarray(neutral[k], dtype=np.float32), rate)
-            print(f"| london {face_id} | {gender} | {f0:.0f} | {float(emb[k] @ emb_smiling[k]):.3f} |")
+            seen = "yes" if unseen else "no (trained on)"
+            print(f"| london {face_id} | {gender} | {seen} | {f0:.0f} | {float(emb[k] @ emb_smiling[k]):.3f} |")
         for gender in ("female", "male"):
             idx = [k for k, g in enumerate(genders) if g == gender]
             within = [float(emb[a] @ emb[b]) for a, b in combinations(idx, 2)]

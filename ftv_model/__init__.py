@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
     from .processing_ftv import FTVProcessor
     from .text_frontend import TextFrontendError
     from .tokenization_ftv import FTVTokenizer
+    from .voice_profile import VoiceProfile, VoiceProfileError
 
 # public name -> the submodule that defines it
 _EXPORTS: dict[str, str] = {
@@ -36,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "FTVTokenizer": "tokenization_ftv",
     "FTVTrainingOutput": "modeling_ftv",
     "TextFrontendError": "text_frontend",
+    "VoiceProfile": "voice_profile",
+    "VoiceProfileError": "voice_profile",
 }
 __all__ = [
     "BUNDLED_CHECKPOINT",
@@ -49,6 +52,8 @@ __all__ = [
     "FTVTokenizer",
     "FTVTrainingOutput",
     "TextFrontendError",
+    "VoiceProfile",
+    "VoiceProfileError",
     "register_auto_classes",
 ]
 _registered = False

@@ -48,6 +48,7 @@ from .face_descriptor import DescriptorFusion
 from .face_encoder import FaceEncoder
 from .loading import raise_checkpoint_error
 from .losses import kl_loss
+from .voice_profile import VoiceProfile, VoiceProfileError, model_fingerprint
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Outputs
@@ -704,6 +705,7 @@ class FTVModel(FTVPreTrainedModel):
         noise_scale_duration: float | None = None,
         speaking_rate: float | None = None,
         seed: int | None = None,
+        voice: VoiceProfile | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> FTVModelOutput | FTVTrainingOutput:
@@ -716,8 +718,20 @@ class FTVModel(FTVPreTrainedModel):
         Inference controls: noise_scale (prior noise), noise_scale_duration (duration noise), speaking_rate
         (> 1 is faster), seed (each item's noise depends only on the seed and the item, so batching does not
         change anyone's audio). Synthesis runs without gradients.
+        voice: a `VoiceProfile` instead of a face: its F, and its settings and seed where none are passed.
         """
         self._check_text(input_ids)
+        if voice is not None:
+            if pixel_values is not None or face_embeddings is not None:
+                raise ValueError("Give either a face (pixel_values or face_embeddings) or a voice profile, not both.")
+            voice.check_model(self)
+            face_embeddings = voice.embedding(like=self._face_input_like())
+            noise_scale = voice.settings.get("noise_scale") if noise_scale is None else noise_scale
+            noise_scale_duration = (
+                voice.settings.get("noise_scale_duration") if noise_scale_duration is None else noise_scale_duration
+            )
+            speaking_rate = voice.settings.get("speaking_rate") if speaking_rate is None else speaking_rate
+            seed = voice.settings.get("seed") if seed is None else seed
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         token_mask = attention_mask.unsqueeze(1).to(self.dtype)
@@ -1048,10 +1062,60 @@ class FTVModel(FTVPreTrainedModel):
             alignment=path,
         )
 
+    # ------------------------------------------------------------------ voice profiles
+
+    def _face_input_like(self) -> torch.Tensor:
+        """A parameter whose device and dtype face inputs must match."""
+        return next(self.parameters())
+
+    @torch.no_grad()
+    def voice_profile(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        pixel_mask: torch.Tensor | None = None,
+        face_descriptors: torch.Tensor | None = None,
+        face_embeddings: torch.Tensor | None = None,
+        *,
+        seed: int = 0,
+        speaking_rate: float | None = None,
+        noise_scale: float | None = None,
+        noise_scale_duration: float | None = None,
+        **unused: object,
+    ) -> VoiceProfile:
+        """The voice of one person as a `VoiceProfile` (save it, then speak with `model(..., voice=profile)`).
+
+        The face comes as FTVProcessor gives it (one photo (1, 3, H, W), or several photos of one person
+        (1, N, 3, H, W), averaged) or as F (1, E). Extra processor outputs (input_ids, ...) are ignored."""
+        if face_embeddings is None:
+            if pixel_values is None:
+                raise ValueError("A face is needed: pass pixel_values (from FTVProcessor) or face_embeddings.")
+            face_embeddings = self.get_face_embeddings(pixel_values, pixel_mask, face_descriptors)
+        if face_embeddings.dim() != 2 or face_embeddings.shape[0] != 1:
+            raise VoiceProfileError(
+                f"A voice profile is one person's voice: give one face (or several photos of one person as (1, N, "
+                f"3, H, W)), got {face_embeddings.shape[0]} faces."
+            )
+        photos = int(pixel_values.shape[1]) if pixel_values is not None and pixel_values.dim() == 5 else 1
+        if pixel_mask is not None:
+            photos = int(pixel_mask.sum())
+        readings = self.label_attributes(self.calibrated_face_attributes(face_embeddings))
+        return VoiceProfile.from_embedding(
+            self,
+            face_embeddings.float(),
+            attributes=readings[0] if readings else {},
+            seed=seed,
+            speaking_rate=speaking_rate,
+            noise_scale=noise_scale,
+            noise_scale_duration=noise_scale_duration,
+            photos=photos,
+        )
+
     # ------------------------------------------------------------------ utilities
 
     def fold_weight_norm(self) -> FTVModel:
-        """Fold every weight-norm parametrization into plain weights, for deployment (cannot be trained after)."""
+        """Fold every weight-norm parametrization into plain weights, for deployment (cannot be trained after).
+        The voice-profile fingerprint is taken first, so profiles match the unfolded checkpoint."""
+        model_fingerprint(self)
         for module in self.modules():
             if parametrize.is_parametrized(module, "weight"):
                 parametrize.remove_parametrizations(module, "weight")

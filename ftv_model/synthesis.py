@@ -43,6 +43,7 @@ from .loading import ALLOW_UNTRAINED_ENV, BUNDLED_CHECKPOINT, add_model_argument
 from .modeling_ftv import FTVModel
 from .processing_ftv import FTVProcessor
 from .text_frontend import TextFrontendError, check_script, clean_text
+from .voice_profile import VoiceProfile
 
 __all__ = [
     "ALLOW_UNTRAINED_ENV",
@@ -331,6 +332,7 @@ class SynthesisResult:
     seed: int
     notes: list[str] = field(default_factory=list)  # things the user should know (several faces, downscaling)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: detect, process, model, encode
+    voice: VoiceProfile | None = None  # the voice as a profile: save it to speak again without the photo
 
     @property
     def duration(self) -> float:
@@ -435,38 +437,60 @@ class Synthesizer:
 
     def synthesize(
         self,
-        photos: Any,
-        text: str,
+        photos: Any = None,
+        text: str = "",
         *,
-        seed: int | None = 0,
+        voice: VoiceProfile | str | os.PathLike[str] | None = None,
+        seed: int | None | str = "default",
         speaking_rate: float | None = None,
         noise_scale: float | None = None,
         noise_scale_duration: float | None = None,
     ) -> SynthesisResult:
-        """Speak `text` in the voice inferred from `photos` (one photo or a list of photos of the same person).
+        """Speak `text` in the voice inferred from `photos` (one photo or a list of photos of the same person), or
+        in a saved `voice` profile (a `VoiceProfile` or its file) instead of photos.
 
-        Controls default to the model config's values; `seed=None` picks a random seed (returned in the result).
+        Controls default to the profile's settings, else the model config's; the seed to the profile's, else 0;
+        `seed=None` picks a random seed (returned in the result). `result.voice` is the voice as a profile.
         """
         if not isinstance(photos, (list, tuple)):
             photos = [photos]
         photos = [p for p in photos if p is not None]
+        if voice is not None and not isinstance(voice, VoiceProfile):
+            voice = VoiceProfile.load(voice)
+        if voice is not None:
+            if photos:
+                raise SynthesisError("Give either photos or a voice profile, not both.")
+            voice.check_model(self.model)
         # cheap, so it fails before detection does any work
         sentences = check_text(text, language=getattr(self.processor.tokenizer, "language", "en-us"))
+        profile = voice.settings if voice is not None else {}
+        if speaking_rate is None:
+            speaking_rate = profile.get("speaking_rate")
         rate = self.config.speaking_rate if speaking_rate is None else float(speaking_rate)
         if not 0.25 <= rate <= 4.0:
             raise SynthesisError(f"The speaking rate must be between 0.25 and 4 (got {rate:g}).")
+        noise_scale = profile.get("noise_scale") if noise_scale is None else noise_scale
+        noise_scale_duration = (
+            profile.get("noise_scale_duration") if noise_scale_duration is None else noise_scale_duration
+        )
+        if seed == "default":
+            seed = int(profile.get("seed", 0))
         if seed is None:
             seed = random.randrange(2**31 - 1)
         timings: dict[str, float] = {}
 
         start = time.perf_counter()
-        crops, notes = self.face_crops(photos)
+        crops, notes = self.face_crops(photos) if voice is None else ([], [])
         timings["detect"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        # One face input for the whole batch (the model broadcasts it): several photos are averaged once.
-        images = [crops] if len(crops) > 1 else crops
-        inputs = self.processor(text=sentences, images=images, do_crop_face=False).to(self.device)  # cropped above
+        if voice is None:
+            # One face input for the whole batch (the model broadcasts it): several photos are averaged once.
+            images = [crops] if len(crops) > 1 else crops
+            inputs = self.processor(text=sentences, images=images, do_crop_face=False).to(self.device)  # cropped
+        else:
+            inputs = self.processor(text=sentences).to(self.device)
+            inputs["face_embeddings"] = voice.embedding().to(self.device)
         timings["process"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -479,6 +503,22 @@ class Synthesizer:
                 seed=int(seed),
             )
         timings["model"] = time.perf_counter() - start
+        settings = {
+            "seed": int(seed),
+            "speaking_rate": rate,
+            "noise_scale": noise_scale,
+            "noise_scale_duration": noise_scale_duration,
+        }
+        if voice is None:
+            voice = VoiceProfile.from_embedding(
+                self.model,
+                output.face_embedding[:1].float(),
+                attributes=output.attributes[0] if output.attributes else {},
+                photos=len(crops),
+                **settings,
+            )
+        else:
+            voice = voice.with_settings(**settings)
 
         pause = np.zeros(int(round(PAUSE_SECONDS * self.sampling_rate)), dtype=np.float32)
         waves = output.waveform.float().cpu().numpy()
@@ -497,6 +537,7 @@ class Synthesizer:
             seed=int(seed),
             notes=notes,
             timings=timings,
+            voice=voice,
         )
 
     def save(self, result: SynthesisResult, path: str | os.PathLike[str]) -> Path:

@@ -2,11 +2,14 @@
 
     python -m ftv_model.synthesize --image face.jpg --text "Hello there." --out hello.wav
     python -m ftv_model.synthesize --image a.jpg --image b.jpg --text-file speech.txt --model org/ftv --seed 3
+    python -m ftv_model.synthesize --image face.jpg --text "Hello." --save-voice my-voice.json
+    python -m ftv_model.synthesize --voice my-voice.json --text "Same voice, no photo."
 
-Several --image photos must show the same person; their face embeddings are averaged. The output is a 16 kHz
-mono WAV marked as synthetic in its metadata; without --out it is named ftv-synthetic-*.wav. Bad input (no face,
-not an image, empty text, no model) prints one line on stderr and exits with status 2, never a traceback
-(set FTV_DEBUG=1 to get tracebacks).
+Several --image photos must show the same person; their face embeddings are averaged. --save-voice keeps the
+voice as a profile (no photo in it); --voice speaks from one, with its settings and seed unless flags override
+them. The output is a 16 kHz mono WAV marked as synthetic in its metadata; without --out it is named
+ftv-synthetic-*.wav. Bad input (no face, not an image, empty text, no model) prints one line on stderr and exits
+with status 2, never a traceback (set FTV_DEBUG=1 to get tracebacks).
 """
 
 from __future__ import annotations
@@ -37,12 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Speak text in a voice inferred from a photo of a face (ftv). The output is synthetic speech, "
         "marked as such in its file metadata. Only use faces you have the right to use.",
     )
-    parser.add_argument(
+    face = parser.add_mutually_exclusive_group(required=True)
+    face.add_argument(
         "--image",
         action="append",
-        required=True,
         metavar="PHOTO",
         help="photo of the face (repeat for more photos of the same person; embeddings are averaged)",
+    )
+    face.add_argument(
+        "--voice", type=Path, metavar="PROFILE", help="speak in a saved voice profile (from --save-voice or the app)"
     )
     text = parser.add_mutually_exclusive_group(required=True)
     text.add_argument("--text", help="the text to speak")
@@ -53,7 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     from ftv_model.loading import add_model_arguments
 
     add_model_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0, help="noise seed: same seed + same input = same audio")
+    parser.add_argument(
+        "--save-voice", type=Path, default=None, metavar="PROFILE", help="also save the voice as a profile (JSON)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="noise seed: same seed + same input = same audio (default: 0, or the profile's)",
+    )
     parser.add_argument("--speaking-rate", type=float, default=None, help="> 1 speaks faster (default 1.0)")
     parser.add_argument("--noise-scale", type=float, default=None, help="prior noise, i.e. expressiveness (0.667)")
     parser.add_argument(
@@ -96,6 +110,7 @@ def _quiet_libraries() -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     """Validate the cheap things first (text, photos), then load the model once and synthesize."""
     from ftv_model.synthesis import Synthesizer, check_text, read_photo
+    from ftv_model.voice_profile import VoiceProfile
 
     if args.text_file is not None:
         try:
@@ -105,8 +120,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = args.text
     check_text(text)  # the script check needs the model's language: the synthesizer makes it once loaded
-    for index, photo in enumerate(args.image):
-        read_photo(photo, "The photo" if len(args.image) == 1 else f"Photo {index + 1}")
+    photos = args.image or []
+    for index, photo in enumerate(photos):
+        read_photo(photo, "The photo" if len(photos) == 1 else f"Photo {index + 1}")
+    voice = VoiceProfile.load(args.voice) if args.voice is not None else None
+    if args.save_voice is not None and args.save_voice.suffix.lower() != ".json" and not args.save_voice.is_dir():
+        raise ValueError(f"--save-voice must end in .json (or be a directory), got {args.save_voice}.")
     out = args.out
     if out is not None and out.suffix.lower() != ".wav" and not out.is_dir():
         raise ValueError(f"--out must end in .wav (or be a directory), got {out}.")
@@ -118,9 +137,10 @@ def run(args: argparse.Namespace) -> int:
         )
     loaded = time.perf_counter() - start
     result = synthesizer.synthesize(
-        args.image,
+        photos,
         text,
-        seed=args.seed,
+        voice=voice,
+        seed="default" if args.seed is None else args.seed,
         speaking_rate=args.speaking_rate,
         noise_scale=args.noise_scale,
         noise_scale_duration=args.noise_scale_duration,
@@ -133,6 +153,12 @@ def run(args: argparse.Namespace) -> int:
         path = synthesizer.save(result, out if out is not None else Path.cwd())
     except OSError as error:
         raise ValueError(f"Could not write {out}: {error.strerror or error}") from error
+    profile_path = None
+    if args.save_voice is not None:
+        try:
+            profile_path = result.voice.save(args.save_voice)
+        except OSError as error:
+            raise ValueError(f"Could not write {args.save_voice}: {error.strerror or error}") from error
     if not args.quiet:
         guesses = ", ".join(
             f"{name} {max(probs, key=probs.get)} ({max(probs.values()):.0%})"
@@ -145,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if guesses:
             print(f"Face attributes the voice was conditioned on: {guesses}.")
+        if profile_path is not None:
+            print(f"Saved the voice profile to {profile_path} (speak from it with --voice {profile_path}).")
         print(f"Timings: model load {loaded:.2f} s, {timing}.")
     return 0
 

@@ -165,13 +165,21 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def predict_args(
-    photo: Path | None, text: str, *, extra: Sequence[Path] = (), consent: bool = True, seed: int = 0
+    photo: Path | None,
+    text: str,
+    *,
+    extra: Sequence[Path] = (),
+    voice: Path | None = None,
+    consent: bool = True,
+    seed: int = 0,
+    settings: tuple[float, float, float] = (1.0, 0.667, 0.8),
 ) -> list[Any]:
-    """/synthesize's inputs: photo, extra photos, text, consent, speaking rate, noise scales, seed."""
+    """/synthesize's inputs: photo, extra photos, voice profile, text, consent, speaking rate, noise scales, seed."""
     from gradio_client import handle_file
 
     photo_file = handle_file(str(photo)) if photo else None
-    return [photo_file, [handle_file(str(p)) for p in extra] or None, text, consent, 1.0, 0.667, 0.8, seed]
+    voice_file = handle_file(str(voice)) if voice else None
+    return [photo_file, [handle_file(str(p)) for p in extra] or None, voice_file, text, consent, *settings, seed]
 
 
 def predict(client, photo: Path | None, text: str, **kwargs: Any):
@@ -187,7 +195,8 @@ def test_audio_is_16k_marked_synthetic_and_grows_with_text(client) -> None:
     long = predict(client, FACE, "Hello. This is a much longer piece of text, with many more words in it. And a third.")
     short_info, long_info = assert_marked_synthetic(short[0]), assert_marked_synthetic(long[0])
     assert long_info["frames"] > short_info["frames"] + 16000 * 0.5  # two pauses of 0.25 s alone add 0.5 s
-    audio, crops, gender, race, details = long
+    audio, crops, gender, race, details, profile = long
+    assert Path(profile).name.startswith("ftv-voice-") and Path(profile).suffix == ".json"
     assert len(crops) == 1 and Image.open(crops[0]["image"]).size == (128, 128)
     assert {c["label"] for c in gender["confidences"]} == {"male", "female"}
     assert len(race["confidences"]) == 6
@@ -199,7 +208,7 @@ def test_same_seed_same_audio_and_several_photos(client) -> None:
     first = wav_info(predict(client, FACE, "Same seed, same voice.", seed=7)[0])["samples"]
     again = wav_info(predict(client, FACE, "Same seed, same voice.", seed=7)[0])["samples"]
     np.testing.assert_array_equal(first, again)
-    audio, crops, _, _, details = predict(client, FACE, "Two photos.", extra=[OTHER_FACE])
+    audio, crops, _, _, details, _ = predict(client, FACE, "Two photos.", extra=[OTHER_FACE])
     assert_marked_synthetic(audio)
     assert len(crops) == 2 and "2 photo(s)" in details
 
@@ -237,7 +246,7 @@ def test_bad_extra_photo_names_the_photo(client, images) -> None:
 
 
 def test_several_faces_use_the_largest_and_say_so(client, images) -> None:
-    audio, crops, _, _, details = predict(client, images["two_faces.jpg"], "Which face?")
+    audio, crops, _, _, details, _ = predict(client, images["two_faces.jpg"], "Which face?")
     assert_marked_synthetic(audio)
     assert "2 faces; the largest one was used" in details
     from ftv_model.face_detection import FaceDetector, crop_face, load_image
@@ -251,7 +260,7 @@ def test_several_faces_use_the_largest_and_say_so(client, images) -> None:
 
 
 def test_huge_image_is_downscaled(client, images) -> None:
-    audio, crops, _, _, details = predict(client, images["huge.jpg"], "A big photo.")
+    audio, crops, _, _, details, _ = predict(client, images["huge.jpg"], "A big photo.")
     assert_marked_synthetic(audio)
     assert "scaled down to 2048x2048" in details
 

@@ -97,6 +97,16 @@ def test_upload_type_click_and_hear(tiny_checkpoint: Path, tmp_path: Path) -> No
                 downloaded.write_bytes(response.body())
                 assert_marked_synthetic(downloaded)
 
+                # The voice as a profile, next to the audio: a JSON download with F and no pixels. Uploaded back, it
+                # sets the advanced settings it was saved with.
+                profile_link = page.locator("#ftv-voice-out a[download]").first
+                profile_link.wait_for(state="attached", timeout=30_000)
+                profile = page.request.get(profile_link.get_attribute("href"))
+                assert profile.ok and b'"format": "ftv-voice-profile"' in profile.body()
+                (tmp_path / "voice.json").write_bytes(profile.body())
+                page.locator("#ftv-voice-in input[type=file]").set_input_files(str(tmp_path / "voice.json"))
+                page.locator("#ftv-voice-in").get_by_text("voice.json").first.wait_for(timeout=30_000)
+
                 assert page.locator("#ftv-crops img").count() == 1
                 heading, listed = shown_reading(page.locator("#ftv-gender"))
                 assert heading == gender_reading[0][0] and listed == gender_reading, (heading, listed)

@@ -107,7 +107,11 @@ BAD_RUNS = {
     "missing model": (["--image", "FACE", "--text", "Hello.", "--model", "/nonexistent/ftv"], "No model at"),
     "untrained model": (["--image", "FACE", "--text", "Hello.", "--model", "TINY"], "untrained \\(random\\) weights"),
     "no model at all": (["--image", "FACE", "--text", "Hello."], "No trained FTV checkpoint was found"),
-    "usage": (["--text", "Hello."], "required: --image"),
+    "usage": (["--text", "Hello."], "one of the arguments --image --voice is required"),
+    "photo and profile": (["--image", "FACE", "--voice", "PROFILE", "--text", "Hello."], "not allowed with"),
+    "missing profile": (["--voice", "OUT/none.json", "--text", "Hello."], "No voice profile at"),
+    "damaged profile": (["--voice", "DAMAGED", "--text", "Hello."], "damaged or not an ftv voice profile"),
+    "bad profile name": (["--image", "FACE", "--text", "Hello.", "--save-voice", "OUT/voice.txt"], "must end in .json"),
     "bad number": (["--image", "FACE", "--text", "Hello.", "--seed", "x"], "invalid int value"),
 }
 
@@ -117,7 +121,12 @@ def test_cli_bad_input(case: str, tiny_checkpoint, blank_photo, tmp_path, monkey
     monkeypatch.delenv("FTV_MODEL", raising=False)
     monkeypatch.delenv("FTV_ALLOW_UNTRAINED", raising=False)
     monkeypatch.setattr(synthesis, "DEFAULT_CHECKPOINT", tmp_path / "no-checkpoint-here")
-    replace = {"FACE": str(FACE), "BLANK": str(blank_photo), "TINY": str(tiny_checkpoint)}
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text('{"format": "ftv-voice-profile", "version": 1, "face_embedding": [0.5], "checksum": "0"}')
+    replace = {
+        "FACE": str(FACE), "BLANK": str(blank_photo), "TINY": str(tiny_checkpoint), "DAMAGED": str(damaged),
+        "PROFILE": str(damaged),
+    }  # fmt: skip
     args, message = BAD_RUNS[case]
     args = [replace.get(a, a).replace("OUT", str(tmp_path)) for a in args]
     try:
