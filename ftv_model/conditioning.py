@@ -42,15 +42,36 @@ class AdaptiveConditioning(nn.Module):
             self.projection.weight[-self.channels :].zero_()
             self.projection.bias[-self.channels :].zero_()
 
-    def forward(self, hidden_states: torch.Tensor, embedding: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
-        """hidden_states (B, C, T), embedding (B, E), padding_mask (B, 1, T) -> (B, C, T)."""
-        batch, channels, length = hidden_states.shape
+    def kernel(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each sample's conv weight (B * C, C / groups, k) and bias (B * C,) from its embedding (B, E)."""
+        batch, channels = embedding.shape[0], self.channels
         params = self.projection(embedding)
         gain, direction, bias = torch.split(params, [channels, self.direction_size, channels], dim=-1)
         direction = direction.view(batch, channels, self.in_per_group * self.kernel_size)
         direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
         weight = (gain.unsqueeze(-1) * direction).view(batch * channels, self.in_per_group, self.kernel_size)
-        # The batch is folded into groups so every sample gets its own kernel in one conv call.
-        masked = (hidden_states * padding_mask).reshape(1, batch * channels, length)
-        out = F.conv1d(masked, weight, bias.reshape(-1), padding=self.kernel_size // 2, groups=batch * self.groups)
-        return (hidden_states + out.view(batch, channels, length)) * padding_mask
+        return weight, bias.reshape(-1)
+
+    def apply_kernel(
+        self, hidden_states: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The residual conditioning with a given kernel: one sample's (C, C / groups, k) for the whole batch (a
+        fixed voice, as a Piper export folds it), or one per sample (B * C, ...) from `kernel`."""
+        batch, channels, length = hidden_states.shape
+        masked = hidden_states * padding_mask
+        if weight.shape[0] == channels:
+            out = F.conv1d(masked, weight, bias, padding=self.kernel_size // 2, groups=self.groups)
+        else:  # the batch is folded into groups so every sample gets its own kernel in one conv call
+            out = F.conv1d(
+                masked.reshape(1, batch * channels, length),
+                weight,
+                bias,
+                padding=self.kernel_size // 2,
+                groups=batch * self.groups,
+            ).view(batch, channels, length)
+        return (hidden_states + out) * padding_mask
+
+    def forward(self, hidden_states: torch.Tensor, embedding: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+        """hidden_states (B, C, T), embedding (B, E), padding_mask (B, 1, T) -> (B, C, T)."""
+        weight, bias = self.kernel(embedding)
+        return self.apply_kernel(hidden_states, weight, bias, padding_mask)

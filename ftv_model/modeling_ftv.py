@@ -659,11 +659,16 @@ class FTVModel(FTVPreTrainedModel):
     # ------------------------------------------------------------------ text
 
     def encode_text(
-        self, input_ids: torch.Tensor, token_mask: torch.Tensor, face_embeddings: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        token_mask: torch.Tensor,
+        face_embeddings: torch.Tensor,
+        conditioning_kernel: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Text encoder + SC-CNN face conditioning -> hidden (B, C, S), prior means and log-stddevs (B, D, S).
 
-        token_mask is (B, 1, S)."""
+        token_mask is (B, 1, S). conditioning_kernel: a fixed voice's SC-CNN kernel (`AdaptiveConditioning.kernel`
+        of one F) used for every item instead of one per item from face_embeddings (the Piper export)."""
         encoder = self.text_encoder
         hidden = encoder.embed_tokens(input_ids) * math.sqrt(self.config.hidden_size)
         hidden = encoder.encoder(
@@ -672,7 +677,9 @@ class FTVModel(FTVPreTrainedModel):
             attention_mask=token_mask.squeeze(1).long(),
             return_dict=True,
         ).last_hidden_state.transpose(1, 2)
-        if self.face_conditioning is not None:
+        if self.face_conditioning is not None and conditioning_kernel is not None:
+            hidden = self.face_conditioning.apply_kernel(hidden, *conditioning_kernel, token_mask)
+        elif self.face_conditioning is not None:
             hidden = self.face_conditioning(hidden, face_embeddings, token_mask)
         stats = encoder.project(hidden) * token_mask
         means, log_stddevs = torch.split(stats, self.config.flow_size, dim=1)
