@@ -42,6 +42,7 @@ from ftv_model.synthesis import (  # noqa: E402
     Synthesizer,
     add_model_arguments,
 )
+from ftv_model.voice_directions import MAX_STEPS  # noqa: E402
 from ftv_model.voice_profile import VoiceProfile  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -189,8 +190,11 @@ def load_voice_settings(voice_file: Any) -> tuple[Any, Any, Any, Any]:
     )
 
 
-def make_handler(synthesizer: Synthesizer | None, problem: str | None, output_dir: Path):
-    """The Synthesize button's function, closed over the service that was loaded once at start."""
+def make_handler(
+    synthesizer: Synthesizer | None, problem: str | None, output_dir: Path, directions: Sequence[str] = ()
+):
+    """The Synthesize button's function, closed over the service that was loaded once at start; `directions`
+    names the voice-adjustment sliders whose values come after the seed."""
 
     def synthesize(
         photo: str | None,
@@ -202,6 +206,7 @@ def make_handler(synthesizer: Synthesizer | None, problem: str | None, output_di
         noise_scale: float,
         noise_scale_duration: float,
         seed: float | None,
+        *amounts: float,
     ) -> tuple[str, list[Any], dict[str, float], dict[str, float], str, str]:
         start = time.perf_counter()
         if synthesizer is None:
@@ -223,6 +228,7 @@ def make_handler(synthesizer: Synthesizer | None, problem: str | None, output_di
                 photos,
                 text,
                 voice=voice_path,
+                adjustments=dict(zip(directions, (float(a or 0.0) for a in amounts))),
                 seed=None if seed is None else int(seed),
                 speaking_rate=speaking_rate,
                 noise_scale=noise_scale,
@@ -377,6 +383,24 @@ def build_demo(
                         label="Seed",
                         info="same seed and inputs give the same audio",
                     )
+                directions = list(config.voice_directions)
+                sliders = []
+                if directions:
+                    with gr.Accordion("Adjust the voice", open=False, elem_id="ftv-adjust"):
+                        for name in directions:
+                            direction = config.voice_directions[name]
+                            sliders.append(
+                                gr.Slider(
+                                    -MAX_STEPS,
+                                    MAX_STEPS,
+                                    value=0.0,
+                                    step=0.25,
+                                    label=f"{name.title()}: {direction.get('low', 'less')} <-> "
+                                    f"{direction.get('high', 'more')}",
+                                    info="steps; 1 is an ordinary difference between two people; saved in the profile",
+                                    elem_id=f"ftv-adjust-{name}",
+                                )
+                            )
                 button = gr.Button(
                     "Synthesize", variant="primary", elem_id="ftv-synthesize", interactive=synthesizer is not None
                 )
@@ -424,7 +448,7 @@ def build_demo(
             character_count, inputs=text, outputs=count, queue=False, show_progress="hidden", trigger_mode="always_last"
         )
         button.click(
-            make_handler(synthesizer, problem, output_dir),
+            make_handler(synthesizer, problem, output_dir, directions),
             inputs=[
                 photo,
                 extra_photos,
@@ -435,6 +459,7 @@ def build_demo(
                 noise_scale,
                 noise_scale_duration,
                 seed,
+                *sliders,
             ],
             outputs=[audio, crops, gender, race, details, voice_out],
             api_name="synthesize",

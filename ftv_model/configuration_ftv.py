@@ -91,7 +91,8 @@ class FTVConfig(PretrainedConfig):
     (temperature scaling), so the probabilities a user sees are calibrated: a head trained to saturation reads
     wrong faces at 0.9 confidence. `train/calibrate_face_head.py` fits them on held-out identities
     (``validation_unseen``); None or a missing name means 1 (uncalibrated). The argmax, and so the voice, never
-    changes.
+    changes. `voice_directions` ({name: {"vector", "step", "low", "high", "how"}}) are the directions in F along
+    which a user can adjust a voice (`ftv_model.voice_directions`); `train/fit_voice_directions.py` finds them.
     """
 
     model_type = "ftv"
@@ -199,6 +200,7 @@ class FTVConfig(PretrainedConfig):
         max_input_length: int = 1200,
         cpu_bfloat16_decoder: bool = False,
         face_attribute_temperatures: dict[str, float] | None = None,
+        voice_directions: dict[str, dict[str, Any]] | None = None,
         inference_only: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -334,6 +336,7 @@ class FTVConfig(PretrainedConfig):
         bad = {name: t for name, t in self.face_attribute_temperatures.items() if not float(t) > 0}
         if bad:
             raise ValueError(f"face_attribute_temperatures must be positive, got {bad}.")
+        self.voice_directions = dict(voice_directions or {})
         self.inference_only = inference_only
         super().__init__(**kwargs)
 

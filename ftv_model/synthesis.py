@@ -43,6 +43,7 @@ from .loading import ALLOW_UNTRAINED_ENV, BUNDLED_CHECKPOINT, add_model_argument
 from .modeling_ftv import FTVModel
 from .processing_ftv import FTVProcessor
 from .text_frontend import TextFrontendError, check_script, clean_text
+from .voice_directions import adjust_embedding, check_adjustments
 from .voice_profile import VoiceProfile
 
 __all__ = [
@@ -441,6 +442,7 @@ class Synthesizer:
         text: str = "",
         *,
         voice: VoiceProfile | str | os.PathLike[str] | None = None,
+        adjustments: dict[str, float] | None = None,
         seed: int | None | str = "default",
         speaking_rate: float | None = None,
         noise_scale: float | None = None,
@@ -450,7 +452,9 @@ class Synthesizer:
         in a saved `voice` profile (a `VoiceProfile` or its file) instead of photos.
 
         Controls default to the profile's settings, else the model config's; the seed to the profile's, else 0;
-        `seed=None` picks a random seed (returned in the result). `result.voice` is the voice as a profile.
+        `seed=None` picks a random seed (returned in the result). `adjustments` ({"pitch": 1.0, ...}, in steps)
+        move the voice along the model's named directions (`ftv_model.voice_directions`). `result.voice` is the
+        voice as a profile, adjustments included.
         """
         if not isinstance(photos, (list, tuple)):
             photos = [photos]
@@ -461,6 +465,10 @@ class Synthesizer:
             if photos:
                 raise SynthesisError("Give either photos or a voice profile, not both.")
             voice.check_model(self.model)
+        try:
+            adjustments = check_adjustments(self.config.voice_directions, adjustments or {})
+        except ValueError as error:
+            raise SynthesisError(str(error)) from error
         # cheap, so it fails before detection does any work
         sentences = check_text(text, language=getattr(self.processor.tokenizer, "language", "en-us"))
         profile = voice.settings if voice is not None else {}
@@ -488,7 +496,14 @@ class Synthesizer:
             # One face input for the whole batch (the model broadcasts it): several photos are averaged once.
             images = [crops] if len(crops) > 1 else crops
             inputs = self.processor(text=sentences, images=images, do_crop_face=False).to(self.device)  # cropped
+            if adjustments:  # F first, moved, then spoken from like a profile's
+                with torch.inference_mode():
+                    face = self.model.get_face_embeddings(
+                        inputs.pop("pixel_values"), inputs.pop("pixel_mask", None), inputs.pop("face_descriptors", None)
+                    )
+                inputs["face_embeddings"] = adjust_embedding(face, self.config.voice_directions, adjustments)
         else:
+            voice = voice.adjusted(self.model, adjustments)
             inputs = self.processor(text=sentences).to(self.device)
             inputs["face_embeddings"] = voice.embedding().to(self.device)
         timings["process"] = time.perf_counter() - start
@@ -515,6 +530,7 @@ class Synthesizer:
                 output.face_embedding[:1].float(),
                 attributes=output.attributes[0] if output.attributes else {},
                 photos=len(crops),
+                adjustments=adjustments,
                 **settings,
             )
         else:

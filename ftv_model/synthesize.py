@@ -4,6 +4,7 @@
     python -m ftv_model.synthesize --image a.jpg --image b.jpg --text-file speech.txt --model org/ftv --seed 3
     python -m ftv_model.synthesize --image face.jpg --text "Hello." --save-voice my-voice.json
     python -m ftv_model.synthesize --voice my-voice.json --text "Same voice, no photo."
+    python -m ftv_model.synthesize --voice my-voice.json --adjust pitch=-1 --adjust age=0.5 --text "A bit lower."
 
 Several --image photos must show the same person; their face embeddings are averaged. --save-voice keeps the
 voice as a profile (no photo in it); --voice speaks from one, with its settings and seed unless flags override
@@ -34,6 +35,17 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
 
 
+def _adjustment(text: str) -> tuple[str, float]:
+    """NAME=STEPS for --adjust."""
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--adjust takes NAME=STEPS, like pitch=-1 (got {text!r})") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="python -m ftv_model.synthesize",
@@ -61,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument(
         "--save-voice", type=Path, default=None, metavar="PROFILE", help="also save the voice as a profile (JSON)"
+    )
+    parser.add_argument(
+        "--adjust",
+        action="append",
+        default=[],
+        type=_adjustment,
+        metavar="NAME=STEPS",
+        help="move the voice along one of the model's named directions, e.g. pitch=-1 or age=0.5 (at most 3 steps; "
+        "repeat for several; the bundled model's: pitch, age, masculinity)",
     )
     parser.add_argument(
         "--seed",
@@ -140,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         photos,
         text,
         voice=voice,
+        adjustments=dict(args.adjust),
         seed="default" if args.seed is None else args.seed,
         speaking_rate=args.speaking_rate,
         noise_scale=args.noise_scale,

@@ -32,6 +32,10 @@ VERSION = 1
 SUFFIX = ".json"
 MAX_PROFILE_BYTES = 1_000_000  # a profile is a few kB; anything far larger is not one
 SETTINGS = ("seed", "speaking_rate", "noise_scale", "noise_scale_duration")
+# Config entries that never change the audio made from a given F: adding or refitting them keeps profiles valid.
+VOICE_NEUTRAL_SETTINGS = frozenset(
+    {"transformers_version", "dtype", "torch_dtype", "face_attribute_temperatures", "voice_directions"}
+)
 
 __all__ = ["VoiceProfile", "VoiceProfileError", "model_fingerprint"]
 
@@ -52,7 +56,7 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     config = getattr(model, "config", None)
     if config is not None:
         architecture = {
-            k: v for k, v in config.to_dict().items() if not k.startswith("_") and k != "transformers_version"
+            k: v for k, v in config.to_dict().items() if not k.startswith("_") and k not in VOICE_NEUTRAL_SETTINGS
         }
         digest.update(json.dumps(architecture, sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
@@ -137,6 +141,31 @@ class VoiceProfile:
                 f"This voice profile was made with another model ({made_with}); its voice would come out different "
                 "here. Load that model to use it, or make a new profile from the photo with this model."
             )
+
+    def adjusted(self, model: torch.nn.Module, amounts: dict[str, float]) -> VoiceProfile:
+        """This voice moved along the model's named directions (`ftv_model.voice_directions`): ``{"pitch": 1.0}``
+        is one step higher. Adjustments add up across calls and are recorded in the profile."""
+        from .voice_directions import adjust_embedding, check_adjustments
+
+        self.check_model(model)
+        directions = model.config.voice_directions
+        amounts = check_adjustments(directions, amounts)
+        if not amounts:
+            return self
+        with torch.no_grad():
+            moved = adjust_embedding(self.embedding(), directions, amounts)
+            readings = model.label_attributes(model.calibrated_face_attributes(moved.to(next(model.parameters()))))
+        total = dict(self.adjustments)
+        for name, amount in amounts.items():
+            total[name] = round(total.get(name, 0.0) + amount, 6)
+        return VoiceProfile(
+            face_embedding=tuple(_exact_floats(moved[0])),
+            attributes=readings[0] if readings else {},
+            settings=dict(self.settings),
+            model=dict(self.model),
+            photos=self.photos,
+            adjustments={k: v for k, v in total.items() if v},
+        )
 
     def embedding(self, like: torch.Tensor | None = None) -> torch.Tensor:
         """F as a (1, E) tensor, on `like`'s device and dtype when given."""

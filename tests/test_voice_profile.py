@@ -156,3 +156,63 @@ def _upload(path: str):
     from gradio_client import handle_file
 
     return handle_file(path)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Adjusting a voice along named directions
+
+
+def test_a_planted_direction_is_recovered_and_steps_are_one_standard_deviation() -> None:
+    from ftv_model.voice_directions import fit_direction, mean_difference_direction
+
+    rng = np.random.default_rng(0)
+    faces = rng.normal(size=(600, 16))
+    planted = np.zeros(16)
+    planted[3] = 1.0
+    groups = np.repeat([0, 1], 300)
+    faces[groups == 1] += 2.0  # group offsets must not leak into a within-group direction
+    target = faces[:, 3] * 0.5 + rng.normal(scale=0.05, size=600) + groups * 10
+    vector, step, fit = fit_direction(faces, target, groups)
+    assert abs(vector @ planted) > 0.98 and fit > 0.95
+    assert step == pytest.approx(1.0, abs=0.1)  # the within-group spread along it
+    vector, step, separation = mean_difference_direction(faces, groups, 1, 0)
+    assert vector @ np.ones(16) / 4 > 0.98 and separation > 5
+
+
+def test_adjustments_move_F_record_themselves_and_speak_the_same_everywhere(tmp_path: Path, capsys) -> None:
+    directory = save_tiny_checkpoint(tmp_path / "tiny-directions")
+    config_path = directory / "config.json"
+    config = json.loads(config_path.read_text())
+    size = config["face_embedding_size"]
+    unit = [1.0] + [0.0] * (size - 1)
+    config["voice_directions"] = {"pitch": {"vector": unit, "step": 0.5, "low": "lower", "high": "higher"}}
+    config_path.write_text(json.dumps(config))
+    model = FTVModel.from_pretrained(directory).eval()
+    processor = FTVProcessor.from_pretrained(directory)
+    profile = model.voice_profile(**processor(images=[FACE]))
+    higher = profile.adjusted(model, {"pitch": 2.0})
+    assert higher.face_embedding[0] == pytest.approx(profile.face_embedding[0] + 1.0, abs=1e-6)
+    assert higher.face_embedding[1:] == profile.face_embedding[1:]
+    assert higher.adjustments == {"pitch": 2.0}
+    assert higher.adjusted(model, {"pitch": -2.0}).adjustments == {}  # back where it started
+    for bad, message in (({"accent": 1.0}, "Unknown voice adjustment"), ({"pitch": 9.0}, "at most 3")):
+        with pytest.raises(ValueError, match=message):
+            profile.adjusted(model, bad)
+
+    service = Synthesizer(directory, allow_untrained=True)
+    from_photo = service.synthesize(FACE, TEXT, adjustments={"pitch": 2.0})
+    assert from_photo.voice.adjustments == {"pitch": 2.0}
+    from_profile = service.synthesize(voice=profile, text=TEXT, adjustments={"pitch": 2.0})
+    np.testing.assert_array_equal(from_profile.waveform, from_photo.waveform)
+    plain = service.synthesize(FACE, TEXT)
+    assert not np.array_equal(plain.waveform, from_photo.waveform)
+    with pytest.raises(SynthesisError, match="Unknown voice adjustment"):
+        service.synthesize(FACE, TEXT, adjustments={"accent": 1.0})
+
+    out = tmp_path / "cli.wav"
+    model_args = ["--model", str(directory), "--allow-untrained"]
+    assert main(["--image", str(FACE), "--text", TEXT, "--adjust", "pitch=2", "--out", str(out), *model_args]) == 0
+    np.testing.assert_allclose(wav_info(out)["samples"] / 32767, from_photo.waveform, atol=1 / 16000)
+    capsys.readouterr()
+    assert main(["--image", str(FACE), "--text", TEXT, "--adjust", "pitch=4", *model_args]) == 2
+    assert "at most 3" in capsys.readouterr().err
