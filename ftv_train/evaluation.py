@@ -840,26 +840,15 @@ class Evaluator:
         first = next(iter(self.splits.values()))
         systems: dict[str, Any] = {}
         for system, by_split in records.items():
-            pooled: dict[str, list] = {
-                "secs": [],
-                "abx": [],
-                "chance": [],
-                "gender": [],
-                "race": [],
-                "agree": [],
-                "agree_speakers": [],
-                "face_correct": [],
-                "face_confidence": [],
-                "follows_face": [],
-            }
+            pooled: dict[str, list] = {}  # every per-utterance item of score_records, over the splits
             per_split = {}
             for split, recs in by_split.items():
                 if not recs:
                     continue
                 scores = score_records(recs, references[split], classifier, c.abx_k, c.seed)
                 per_split[split] = scores["summary"]
-                for key in pooled:
-                    pooled[key] += scores["items"][key]
+                for key, values in scores["items"].items():
+                    pooled.setdefault(key, []).extend(values)
             if not per_split:
                 continue
             all_recs = [r for recs in by_split.values() for r in recs]
