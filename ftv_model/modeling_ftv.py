@@ -801,19 +801,10 @@ class FTVModel(FTVPreTrainedModel):
         else:
             log_duration = self.duration_predictor(hidden, token_mask, global_conditioning)
         durations = torch.ceil(torch.exp(log_duration) * token_mask / speaking_rate)  # (B, 1, S)
-        frame_lengths = torch.clamp_min(durations.sum(dim=(1, 2)), 1).long()
-        max_frames = int(frame_lengths.max())
-        frame_mask = (torch.arange(max_frames, device=hidden.device)[None, :] < frame_lengths[:, None]).unsqueeze(1)
-        frame_mask = frame_mask.to(hidden.dtype)
-
-        # Hard alignment from durations: token s covers frames [cum[s-1], cum[s]).
-        cumulative = torch.cumsum(durations.squeeze(1), dim=-1)  # (B, S)
-        frames = torch.arange(max_frames, device=hidden.device, dtype=cumulative.dtype)
-        ends = frames[None, None, :] < cumulative[:, :, None]
-        starts = frames[None, None, :] < (cumulative - durations.squeeze(1))[:, :, None]
-        path = (ends & ~starts).to(hidden.dtype) * token_mask.transpose(1, 2) * frame_mask  # (B, S, T)
-        means = torch.bmm(prior_means, path)
-        log_stddevs = torch.bmm(prior_log_stddevs, path)
+        frame_lengths, frame_mask, means, log_stddevs = self.expand_to_frames(
+            durations, token_mask, prior_means, prior_log_stddevs
+        )
+        max_frames = frame_mask.shape[-1]
 
         noise = self._item_noise(frame_lengths.tolist(), self.config.flow_size, max_frames, seed + 1, hidden)
         prior_latents = (means + noise * torch.exp(log_stddevs) * noise_scale) * frame_mask
@@ -833,6 +824,22 @@ class FTVModel(FTVPreTrainedModel):
             attributes=self.label_attributes(readings) if readings else None,
             durations=durations.squeeze(1),
         )
+
+    @staticmethod
+    def expand_to_frames(
+        durations: torch.Tensor, token_mask: torch.Tensor, prior_means: torch.Tensor, prior_log_stddevs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Hard alignment from integer durations (B, 1, S): token s covers frames [cum[s-1], cum[s]). Returns the
+        frame lengths (B,), frame mask (B, 1, T) and the prior statistics repeated over frames (B, D, T). Only
+        tensor ops, so a traced export (`piper_export`) keeps every length dynamic."""
+        frame_lengths = torch.clamp_min(durations.sum(dim=(1, 2)), 1).long()
+        cumulative = torch.cumsum(durations.squeeze(1), dim=-1)  # (B, S)
+        frames = torch.arange(frame_lengths.max(), device=durations.device).to(cumulative.dtype)
+        frame_mask = (frames[None, :] < frame_lengths[:, None]).unsqueeze(1).to(prior_means.dtype)
+        ends = frames[None, None, :] < cumulative[:, :, None]
+        starts = frames[None, None, :] < (cumulative - durations.squeeze(1))[:, :, None]
+        path = (ends & ~starts).to(prior_means.dtype) * token_mask.transpose(1, 2) * frame_mask  # (B, S, T)
+        return frame_lengths, frame_mask, torch.bmm(prior_means, path), torch.bmm(prior_log_stddevs, path)
 
     def _decode_bfloat16(
         self, latents: torch.Tensor, global_conditioning: torch.Tensor | None, frame_mask: torch.Tensor

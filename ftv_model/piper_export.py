@@ -105,16 +105,9 @@ class PiperVoiceGraph(nn.Module):
         else:
             log_duration = model.duration_predictor(hidden, token_mask, conditioning)
         durations = torch.ceil(torch.exp(log_duration) * token_mask * length_scale)
-        frame_lengths = torch.clamp_min(durations.sum(dim=(1, 2)), 1).long()
-        frames = torch.arange(frame_lengths.max(), device=input.device)
-        frame_mask = (frames[None, :] < frame_lengths[:, None]).unsqueeze(1).float()
-        cumulative = torch.cumsum(durations.squeeze(1), dim=-1)
-        frame_positions = frames.to(cumulative.dtype)[None, None, :]
-        ends = frame_positions < cumulative[:, :, None]
-        starts = frame_positions < (cumulative - durations.squeeze(1))[:, :, None]
-        path = (ends & ~starts).float() * token_mask.transpose(1, 2) * frame_mask
-        means = torch.bmm(prior_means, path)
-        log_stddevs = torch.bmm(prior_log_stddevs, path)
+        _, frame_mask, means, log_stddevs = model.expand_to_frames(
+            durations, token_mask, prior_means, prior_log_stddevs
+        )
         prior_latents = (means + torch.randn_like(means) * torch.exp(log_stddevs) * noise_scale) * frame_mask
         latents = model.flow(prior_latents, frame_mask, conditioning, reverse=True) * frame_mask
         # No padding mask for the decoder: as in Piper's own graphs (and ftv's single-sentence synthesis); its
