@@ -5,7 +5,7 @@ memory for the paper configuration, with the share of step time spent in alignme
     python benchmarks/bench_train_step.py --device cpu --batch-size 2 --steps 3
     python benchmarks/bench_train_step.py --precision bf16 --num-workers 6 --json out.json
 
-It runs the training loop's own step (`ftv_train.training.GANStep`, prepared by Accelerate) on batches built from
+It runs the training loop's own step (`ftv_train.training.trainer.GANStep`, prepared by Accelerate) on batches built from
 real data: full-length VCTK utterances with their transcripts (phonemized once, up front) and London Set faces from
 ../shared/data, written in the prepared-dataset format, so batches go through the same selection, sampler, workers
 and collator as training. Without the shared data it falls back to random batches shaped like the project notes'
@@ -50,7 +50,7 @@ def build_dataset(root: Path, shared: Path, copies: int) -> Path:
 
     from ftv_model.attributes import GENDER_LABELS
     from ftv_model.text_frontend import phonemize
-    from ftv_train.dataset_format import FEATURES, SPLITS, encode_audio
+    from ftv_train.data.dataset_format import FEATURES, SPLITS, encode_audio
 
     speech = shared / "speech" / "vctk"
     faces = shared / "faces" / "london"
@@ -168,15 +168,15 @@ def main() -> int:
     from accelerate import Accelerator
 
     from ftv_model import FTVConfig, FTVDiscriminator, FTVModel, FTVProcessor
-    from ftv_train.collate import (
+    from ftv_train.data.collate import (
         FaceSpeechItems,
         FTVCollator,
         LengthBucketBatchSampler,
         build_dataloader,
         select_items,
     )
-    from ftv_train.dataset_format import load_prepared_dataset
-    from ftv_train.training import GANStep, resolve_mixed_precision
+    from ftv_train.data.dataset_format import load_prepared_dataset
+    from ftv_train.training.trainer import GANStep, resolve_mixed_precision
 
     use_cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
     if args.device == "cuda" and not torch.cuda.is_available():

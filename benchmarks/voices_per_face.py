@@ -47,7 +47,7 @@ def held_out_speakers(data: Path | None) -> set[str] | None:
     """Speakers of the corpus's held-out splits (no training stage saw them), or None without a corpus."""
     if data is None:
         return None
-    from ftv_train.dataset_format import load_prepared_dataset
+    from ftv_train.data.dataset_format import load_prepared_dataset
 
     dataset = load_prepared_dataset(data, decode_audio=False, decode_faces=False)
     return {s for split in ("validation_unseen", "test_unseen") if split in dataset for s in dataset[split]["speaker"]}
@@ -65,8 +65,8 @@ def main() -> int:
     import torch
 
     from ftv_model.synthesis import Synthesizer
-    from ftv_train.metrics.speaker import SpeakerEncoder
-    from ftv_train.offline_corpus import estimate_f0
+    from ftv_train.evaluation.metrics.speaker import SpeakerEncoder
+    from ftv_train.corpus.build import estimate_f0
 
     torch.set_num_threads(2)
     people = london_people(args.faces, args.per_gender, held_out_speakers(args.data))

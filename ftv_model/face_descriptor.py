@@ -9,7 +9,7 @@ face (eyes level, fixed scale) before it is described. It is used two ways (``FT
 
 - as a fused input of the face branch (`ftv_model.modeling_ftv`): F = NesT embedding + a learnt projection of the
   descriptor, so the voice can follow the person, not only the gender;
-- by the offline corpus (`ftv_train.offline_corpus`), whose identity part of each voice is a fixed function of it.
+- by the offline corpus (`ftv_train.corpus.build`), whose identity part of each voice is a fixed function of it.
 
 Input is a crop made by `ftv_model.face_detection.crop_face` (the face box is its centre square), so training data,
 the app, the CLI and the processor describe exactly the same pixels. The network runs in dlib (not torch) and is not

@@ -11,8 +11,8 @@ import torch
 from PIL import Image, ImageOps
 
 from ftv_model import FTVConfig, FTVModel
-from ftv_train.calibration import CalibrationConfig, calibrate_face_head, fit_temperature
-from ftv_train.metrics.calibration import expected_calibration_error, reliability_bins
+from ftv_train.evaluation.calibration import CalibrationConfig, calibrate_face_head, fit_temperature
+from ftv_train.evaluation.metrics.calibration import expected_calibration_error, reliability_bins
 from tests.model_fixtures import save_tiny_checkpoint
 
 FIXTURE_FACES = Path(__file__).resolve().parent / "fixtures" / "faces"
@@ -61,7 +61,7 @@ def _held_out_dataset(root: Path) -> Path:
     """validation_unseen: three identities, four views of each real photo (mirrored, cropped, darkened)."""
     from datasets import Dataset, DatasetDict
 
-    from ftv_train.dataset_format import FEATURES, REQUIRED_SPLITS, encode_audio
+    from ftv_train.data.dataset_format import FEATURES, REQUIRED_SPLITS, encode_audio
 
     photos = {"london_001": 1, "london_005": 1, "fairface_0101": 0}  # gender ids: 0 male, 1 female
     rows = []

@@ -24,9 +24,9 @@ from PIL import Image
 
 from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL, RACE_LABELS
 from ftv_model.face_detection import FaceDetector
-from ftv_train.audio_checks import AudioRejected, check_audio, fit_peak, normalize_loudness
-from ftv_train.data_preparation import PrepareConfig, clean_transcript, prepare
-from ftv_train.dataset_format import (
+from ftv_train.data.audio_checks import AudioRejected, check_audio, fit_peak, normalize_loudness
+from ftv_train.data.preparation import PrepareConfig, clean_transcript, prepare
+from ftv_train.data.dataset_format import (
     REQUIRED_SPLITS,
     SAMPLE_RATE,
     SPLITS,
@@ -37,7 +37,7 @@ from ftv_train.dataset_format import (
     load_prepared_dataset,
     load_report,
 )
-from ftv_train.pseudo_labels import (
+from ftv_train.data.pseudo_labels import (
     Attributes,
     CsvLabeler,
     Labeler,
@@ -46,9 +46,9 @@ from ftv_train.pseudo_labels import (
     gender_id,
     race_id,
 )
-from ftv_train.sources import decode_grid_code, discover, discover_lrs3, discover_manifest
-from ftv_train.splits import assign_splits
-from ftv_train.video import MediaError, load_audio, probe_video, read_frames
+from ftv_train.data.sources import decode_grid_code, discover, discover_lrs3, discover_manifest
+from ftv_train.data.splits import assign_splits
+from ftv_train.data.video import MediaError, load_audio, probe_video, read_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GRID_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grid"

@@ -32,7 +32,7 @@ def face_photo() -> Image.Image:
 
 @pytest.fixture(scope="module")
 def grid_frame() -> np.ndarray:
-    from ftv_train.video import read_frames
+    from ftv_train.data.video import read_frames
 
     return read_frames(GRID_CLIP, [10])[10]
 

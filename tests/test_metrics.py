@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftv_train.metrics import plots
-from ftv_train.metrics.abx import abx_accuracy, distractor_speakers
-from ftv_train.metrics.audio import add_noise, load_audio
-from ftv_train.metrics.cer import character_errors, corpus_cer, load_recognizer, normalize_text, number_to_words
-from ftv_train.metrics.gender import VoiceGenderClassifier, held_out_speaker_accuracy
-from ftv_train.metrics.intervals import proportion_interval, ratio_interval
-from ftv_train.metrics.naturalness import DnsmosScorer, UtmosScorer, load_naturalness
-from ftv_train.metrics.speaker import SpeakerEncoder, SpeakerReferences, secs, secs_to_references
-from ftv_train.metrics.subgroups import subgroup_table
+from ftv_train.evaluation.metrics import plots
+from ftv_train.evaluation.metrics.abx import abx_accuracy, distractor_speakers
+from ftv_train.common.audio import add_noise, load_audio
+from ftv_train.evaluation.metrics.cer import character_errors, corpus_cer, load_recognizer, normalize_text, number_to_words
+from ftv_train.evaluation.metrics.gender import VoiceGenderClassifier, held_out_speaker_accuracy
+from ftv_train.evaluation.metrics.intervals import proportion_interval, ratio_interval
+from ftv_train.evaluation.metrics.naturalness import DnsmosScorer, UtmosScorer, load_naturalness
+from ftv_train.evaluation.metrics.speaker import SpeakerEncoder, SpeakerReferences, secs, secs_to_references
+from ftv_train.evaluation.metrics.subgroups import subgroup_table
 
 VCTK_FEMALE = {"p225", "p228"}
 
@@ -358,7 +358,7 @@ def test_tsne_and_bar_plots_write_pngs(tmp_path: Path, vctk: dict, vctk_embeddin
 
 
 def test_voice_similarities_tell_one_voice_per_gender_from_one_voice_per_person() -> None:
-    from ftv_train.metrics.diversity import voice_similarities
+    from ftv_train.evaluation.metrics.diversity import voice_similarities
 
     rng = np.random.default_rng(0)
     speakers = [f"s{i}" for i in range(8) for _ in range(2)]

@@ -58,7 +58,7 @@ def test_checkpoint_is_a_small_float16_inference_export() -> None:
 def test_an_inference_export_card_names_what_the_folder_holds(tmp_path: Path) -> None:
     """export_inference keeps the training card but not its `discriminator/` claim: the card names the files the
     export holds (each one there), with or without a source card."""
-    from ftv_train.model_card import build_model_card
+    from ftv_train.training.model_card import build_model_card
     from tests.model_fixtures import save_tiny_checkpoint
 
     source = save_tiny_checkpoint(tmp_path / "final")
@@ -91,7 +91,7 @@ def default_synthesizer() -> Synthesizer:
 
 
 def median_f0(waveform: np.ndarray, rate: int) -> float:
-    from ftv_train.offline_corpus import load_pyworld
+    from ftv_train.corpus.build import load_pyworld
 
     pyworld = load_pyworld()  # pyworld 0.3.5's own __init__ needs the removed pkg_resources
     samples = waveform.astype(np.float64)
@@ -125,8 +125,8 @@ def test_default_model_speaks_intelligibly_and_reads_the_faces(default_synthesiz
     import torch
     import torchaudio
 
-    from ftv_train.metrics.cer import character_errors, load_recognizer
-    from ftv_train.prompts import HARVARD
+    from ftv_train.evaluation.metrics.cer import character_errors, load_recognizer
+    from ftv_train.corpus.prompts import HARVARD
 
     woman, man = woman_and_man
     assert woman.attributes["gender"]["female"] > 0.5 > man.attributes["gender"]["female"]
@@ -149,7 +149,7 @@ def test_the_compared_faces_are_held_out_identities(shared_data: Path) -> None:
     """The faces below are identities the offline corpus held out of training: its split (seed 0, the
     data-preparation fractions) over the faces in ../shared, whose 264 held-out identities are the card's
     test_unseen row; their labels are the genders the test expects."""
-    from ftv_train.offline_corpus import OfflineCorpusConfig, discover_identities, plan_splits
+    from ftv_train.corpus.build import OfflineCorpusConfig, discover_identities, plan_splits
 
     found = discover_identities(shared_data / "faces")
     identities = {identity.speaker: identity for identity in found}

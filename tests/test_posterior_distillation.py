@@ -10,14 +10,14 @@ from PIL import Image
 
 from ftv_model import FTVModel, FTVProcessor
 from ftv_model.text_frontend import phonemize
-from ftv_train.posterior_distillation import (
+from ftv_train.training.posterior_distillation import (
     DistillationConfig,
     distill_posterior,
     posterior_nll,
     run_distillation,
     synthesize_pairs,
 )
-from ftv_train.prompts import HARVARD
+from ftv_train.corpus.prompts import HARVARD
 
 from .conftest import FIXTURES
 from .model_fixtures import tiny_config

@@ -2,7 +2,7 @@
 
 The dataset holds real speech (VCTK, cropped to its first words) and real faces (London Set, two photos plus a
 mirrored one as three views), with phonemes precomputed by the project's text front end, written with
-`datasets.DatasetDict.save_to_disk` in `ftv_train.dataset_format.FEATURES`.
+`datasets.DatasetDict.save_to_disk` in `ftv_train.data.dataset_format.FEATURES`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from ftv_train.collate import (
+from ftv_train.data.collate import (
     FaceSpeechItems,
     FixedBatchSampler,
     FTVCollator,
@@ -30,7 +30,7 @@ from ftv_train.collate import (
     count_tokens,
     select_items,
 )
-from ftv_train.train_config import ConfigError, TrainConfig, parse_config
+from ftv_train.training.config import ConfigError, TrainConfig, parse_config
 from tests.hub_fixtures import hub_env
 
 pytest_plugins = ["tests.hub_fixtures"]  # the local Hub server for --push_to_hub
@@ -63,7 +63,7 @@ def build_tiny_dataset(root: Path, shared_data: Path) -> Path:
 
     from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
     from ftv_model.text_frontend import phonemize
-    from ftv_train.dataset_format import FEATURES, SPLITS, encode_audio
+    from ftv_train.data.dataset_format import FEATURES, SPLITS, encode_audio
 
     speech = shared_data / "speech" / "vctk"
     faces_root = shared_data / "faces" / "london"
@@ -129,7 +129,7 @@ def _reset_accelerate() -> None:
 
 def run_training(data: Path, output: Path, args: str) -> Path | None:
     """In-process run of the tiny config; `args` are extra command-line options (space separated)."""
-    from ftv_train.training import train
+    from ftv_train.training.trainer import train
 
     config = parse_config(["--config", str(TINY_YAML), "--data", str(data), "--output", str(output), *args.split()])
     _reset_accelerate()
@@ -231,7 +231,7 @@ def test_sampler_buckets_shards_and_is_deterministic() -> None:
 @pytest.mark.shared_data
 def test_selection_collate_and_views(tiny_data: Path) -> None:
     from ftv_model import FTVProcessor
-    from ftv_train.dataset_format import load_prepared_dataset
+    from ftv_train.data.dataset_format import load_prepared_dataset
 
     dataset = load_prepared_dataset(tiny_data, decode_audio=False, decode_faces=False)
     processor = FTVProcessor()
@@ -286,7 +286,7 @@ def test_smoke_run_checkpoints_logs_and_exports(tiny_data: Path, tmp_path: Path)
     FTVDiscriminator.from_pretrained(final / "discriminator")
     card = (final / "README.md").read_text()
     assert "Ethical considerations" in card and "| optimizer steps | 6 of 6 |" in card
-    from ftv_train.dataset_format import face_images, load_prepared_dataset
+    from ftv_train.data.dataset_format import face_images, load_prepared_dataset
 
     row = load_prepared_dataset(tiny_data)["test_unseen"][0]
     inputs = processor(phonemes=[row["phonemes"]], images=face_images(row["faces"][:1]))
@@ -357,7 +357,7 @@ sys.exit(training.main(sys.argv[1:]))
     names = sorted(p.name for p in (output / "checkpoints").iterdir())
     assert names == [".tmp-step-00000004", "step-00000002"]
 
-    from ftv_train.training import CheckpointManager
+    from ftv_train.training.trainer import CheckpointManager
 
     assert CheckpointManager(output / "checkpoints", 2).latest().name == "step-00000002"
 
@@ -396,7 +396,7 @@ sys.exit(training.main(sys.argv[1:]))
 @pytest.mark.shared_data
 def test_nonfinite_steps_are_skipped_and_stop_the_run(tiny_data: Path, tmp_path: Path) -> None:
     """A NaN loss skips the generator update (weights unchanged, discriminator still trains); two in a row stop."""
-    from ftv_train.training import Trainer, TrainingDivergedError
+    from ftv_train.training.trainer import Trainer, TrainingDivergedError
 
     args = "--mel_loss_weight nan --max_consecutive_nonfinite 2 --log_every 1 --log_with none --max_steps 10"
     config = parse_config(
@@ -528,7 +528,7 @@ def test_inference_only_export_cannot_be_trained(tiny_data: Path, tmp_path: Path
 def test_freeze_keeps_the_named_conditioning_layers_trainable() -> None:
     """The offline recipe freezes the imported prior side but not its face-conditioning layers."""
     from ftv_model import FTVModel
-    from ftv_train.training import Trainer
+    from ftv_train.training.trainer import Trainer
     from tests.model_fixtures import tiny_config
 
     config = parse_config(["--config", str(REPO_ROOT / "train" / "configs" / "offline-cpu.yaml"), "--data", "x"])
@@ -551,7 +551,7 @@ def test_decoder_stage_keeps_the_distilled_posterior_frozen() -> None:
     """offline-cpu-decoder.yaml: the decoder and the prior's face conditioning train against a posterior that must
     stay joe's (its own face conditioning included), with the discriminator on."""
     from ftv_model import FTVModel
-    from ftv_train.training import Trainer
+    from ftv_train.training.trainer import Trainer
     from tests.model_fixtures import tiny_config
 
     path = REPO_ROOT / "train" / "configs" / "offline-cpu-decoder.yaml"
@@ -572,7 +572,7 @@ def test_prior_stage_trains_only_what_makes_the_prior() -> None:
     """offline-cpu-prior.yaml: text encoder, SC-CNN and flow learn the frozen posterior's latents; nothing that
     feeds the trained decoder (its weights, the face encoder and projection that make its face input) moves."""
     from ftv_model import FTVModel
-    from ftv_train.training import Trainer
+    from ftv_train.training.trainer import Trainer
     from tests.model_fixtures import tiny_config
 
     path = REPO_ROOT / "train" / "configs" / "offline-cpu-prior.yaml"
@@ -591,7 +591,7 @@ def test_aligned_prior_stage_trains_only_the_decoder_side() -> None:
     that makes the prior's statistics or the alignment (text encoder, durations, posterior, face encoder and
     projection) stays fixed; the flow's face conditioning learns with it."""
     from ftv_model import FTVModel
-    from ftv_train.training import Trainer
+    from ftv_train.training.trainer import Trainer
     from tests.model_fixtures import tiny_config
 
     path = REPO_ROOT / "train" / "configs" / "offline-cpu-gta.yaml"
@@ -616,8 +616,8 @@ def test_face_pretraining_pack_train_and_merge(tiny_data: Path, tmp_path: Path, 
     from safetensors.torch import load_file
 
     from ftv_model import FTVModel
-    from ftv_train.dataset_format import load_prepared_dataset
-    from ftv_train.face_pretraining import (
+    from ftv_train.data.dataset_format import load_prepared_dataset
+    from ftv_train.training.face_pretraining import (
         FACE_BRANCH_FILE,
         FacePretrainConfig,
         load_identity_faces,
@@ -661,7 +661,7 @@ def test_warm_start_from_an_inference_export_speaks_like_it_and_can_train(tmp_pa
 
     from ftv_model import FTVModel
     from ftv_model.export_inference import export_inference
-    from ftv_train.warm_start import WarmStartError, merge_weights
+    from ftv_train.training.warm_start import WarmStartError, merge_weights
     from tests.model_fixtures import save_tiny_checkpoint
 
     trained = save_tiny_checkpoint(tmp_path / "trained", seed=3)

@@ -2,7 +2,7 @@
 
     python train/calibrate_face_head.py --model checkpoints/ftv-offline --data data/offline --write
 
-See ftv_train/calibration.py. With --write the temperatures go into the model's config.json (the demo, the CLI and
+See ftv_train/evaluation/calibration.py. With --write the temperatures go into the model's config.json (the demo, the CLI and
 the API then show calibrated readings) and the report into face_calibration.json beside it.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ftv_train.calibration import main  # noqa: E402
+from ftv_train.evaluation.calibration import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -2,7 +2,7 @@
 
     python train/distill_posterior.py --model data/joe-face-init --data data/offline --out data/joe-distilled
 
-See ftv_train/posterior_distillation.py for why. Writes the full model and posterior_distillation.json (the
+See ftv_train/training/posterior_distillation.py for why. Writes the full model and posterior_distillation.json (the
 held-out negative log-likelihood before and after).
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ftv_train.posterior_distillation import main  # noqa: E402
+from ftv_train.training.posterior_distillation import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -3,7 +3,7 @@
     python train/evaluate.py --model runs/ftv/final --data data/lrs3 --split test_unseen --out reports/unseen
 
 Writes OUT/report.md, OUT/metrics.json, OUT/audio/ (the synthesized and real wavs) and OUT/plots/. Re-running
-with the same OUT resumes: finished utterances are read from OUT/cache. See ftv_train/evaluation.py.
+with the same OUT resumes: finished utterances are read from OUT/cache. See ftv_train/evaluation/runner.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the rep
 import argparse  # noqa: E402
 import logging  # noqa: E402
 
-from ftv_train.evaluation import SYSTEMS, EvalConfig, run_evaluation  # noqa: E402
+from ftv_train.evaluation.runner import SYSTEMS, EvalConfig, run_evaluation  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from ftv_model.attributes import GENDER_LABELS
     from ftv_model.face_descriptor import DESCRIPTOR_CACHE_NAME, shared_face_descriptor
     from ftv_model.voice_directions import fit_direction, mean_difference_direction
-    from ftv_train.dataset_format import load_prepared_dataset
+    from ftv_train.data.dataset_format import load_prepared_dataset
 
     torch.set_num_threads(2)
     report = json.loads((args.data / "report.json").read_text())["offline"]

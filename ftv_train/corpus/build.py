@@ -1,7 +1,7 @@
 """An offline face-to-voice corpus: real labelled faces, each given one synthetic voice that follows its labels.
 
 Why: the paper trains on LRS3 talking faces, which cannot be downloaded here. This builds a corpus from data and
-voice engines that work fully offline, in the exact `ftv_train.dataset_format` schema, so ``train/train.py`` and
+voice engines that work fully offline, in the exact `ftv_train.data.dataset_format` schema, so ``train/train.py`` and
 ``train/evaluate.py`` read it unchanged. Part of each voice is predictable from the face (gender and age set the
 pitch and vocal-tract ranges) and part is not (a random offset seeded from the identity), like real voices.
 
@@ -44,8 +44,8 @@ age or the middle of the age group; unknown age shifts nothing. Audio is re-synt
 rate); the engines' native rates (Piper joe 22.05 kHz, festival slt-hts 32 kHz, espeak-ng 22.05 kHz, flite and the
 festival diphone voices 16 kHz) are resampled first, and every clip is brought to the same speech level.
 
-Sentences: `ftv_train.prompts` (Harvard sentences and CMU ARCTIC prompts), ``sentences`` different ones per
-speaker. Splits, writer and report are `ftv_train.data_preparation`'s and `ftv_train.splits`'s; ``report.json``
+Sentences: `ftv_train.corpus.prompts` (Harvard sentences and CMU ARCTIC prompts), ``sentences`` different ones per
+speaker. Splits, writer and report are `ftv_train.data.preparation`'s and `ftv_train.data.splits`'s; ``report.json``
 gets an extra ``offline`` section (identities per source, base voices, F0 per gender, face fall-backs, DNSMOS of a
 sample before and after the voice transform).
 """
@@ -72,20 +72,20 @@ from PIL import Image, ImageEnhance, ImageOps
 from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL, RACE_LABELS
 from ftv_model.face_detection import FaceBox, FaceDetector, crop_face, load_image
 from ftv_model.text_frontend import phonemize
-from ftv_train.atomic import atomic_directory
-from ftv_train.audio_checks import fit_peak
-from ftv_train.data_preparation import PrepareConfig, _report, _write_dataset
-from ftv_train.dataset_format import REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
-from ftv_train.face_dedup import (
+from ftv_train.common.atomic import atomic_directory
+from ftv_train.data.audio_checks import fit_peak
+from ftv_train.data.preparation import PrepareConfig, _report, _write_dataset
+from ftv_train.data.dataset_format import REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
+from ftv_train.data.face_dedup import (
     PHASH_MAX_DISTANCE,
     THUMBNAIL_MIN_CORRELATION,
     find_duplicate_groups,
     resolve_duplicates,
 )
-from ftv_train.parallel import map_with_workers
-from ftv_train.prompts import PROMPTS
-from ftv_train.splits import HELD_OUT_SPLITS, assign_splits
-from ftv_train.voice_mapping import MAPPING_NAME, VoiceMapping
+from ftv_train.common.parallel import map_with_workers
+from ftv_train.corpus.prompts import PROMPTS
+from ftv_train.data.splits import HELD_OUT_SPLITS, assign_splits
+from ftv_train.corpus.voice_mapping import MAPPING_NAME, VoiceMapping
 
 __all__ = [
     "APT_PACKAGES",
@@ -482,7 +482,7 @@ POOL_RANGES: dict[str, dict[str, tuple[float, float]]] = {
 
 def voice_params(identity: Identity, position: dict[str, float], pool: str) -> VoiceParams:
     """The identity's voice: its gender ``pool`` (the label, or the nearest pool for unlabelled faces) picks the base
-    voices and ranges, its face's ``position`` on each axis (`ftv_train.voice_mapping`, in (0, 1)) the base voice
+    voices and ranges, its face's ``position`` on each axis (`ftv_train.corpus.voice_mapping`, in (0, 1)) the base voice
     and the point in each range, and its age label the child/teen/senior shifts."""
     voices = [v for v in BASE_VOICES if v.pool == pool]
     base = voices[min(int(position["base"] * len(voices)), len(voices) - 1)]
@@ -685,7 +685,7 @@ def identity_pool(identity: Identity, descriptor: np.ndarray, mapping: VoiceMapp
 
 
 def fit_voice_mapping(identities: list[Identity], faces: dict[str, dict], work: Path) -> VoiceMapping:
-    """Pass 2: the face-to-voice rule fitted on the labelled identities' descriptors (`ftv_train.voice_mapping`)."""
+    """Pass 2: the face-to-voice rule fitted on the labelled identities' descriptors (`ftv_train.corpus.voice_mapping`)."""
     labelled = [identity for identity in identities if identity.gender != MISSING_LABEL]
     descriptors = np.stack([identity_descriptor(work, i.speaker, faces[i.speaker]["real"]) for i in labelled])
     return VoiceMapping.fit(descriptors, [GENDER_LABELS[i.gender] for i in labelled])
@@ -789,8 +789,8 @@ def _dnsmos(metas: list[dict], work: Path, config: OfflineCorpusConfig) -> dict[
     """DNSMOS OVRL of each sampled speaker's first sentence, untransformed base voice vs. its transformed voice."""
     if config.dnsmos_sample <= 0 or not metas:
         return None
-    from ftv_train.dataset_format import decode_audio
-    from ftv_train.metrics.naturalness import DnsmosScorer
+    from ftv_train.data.dataset_format import decode_audio
+    from ftv_train.evaluation.metrics.naturalness import DnsmosScorer
 
     sample = random.Random(f"ftv-offline-dnsmos:{config.seed}").sample(metas, min(config.dnsmos_sample, len(metas)))
     scorer = DnsmosScorer()
@@ -858,7 +858,7 @@ class SplitPlan:
             "identities_and_photos": sides,  # training = train + validation + test_seen
             "method": (
                 f"SHA-256, or phash within {PHASH_MAX_DISTANCE} bits and 32x32 grey correlation >= "
-                f"{THUMBNAIL_MIN_CORRELATION} (ftv_train.face_dedup)"
+                f"{THUMBNAIL_MIN_CORRELATION} (ftv_train.data.face_dedup)"
             ),
             "groups": len(self.duplicate_groups),
             "removed_identities": len(self.removed),
@@ -869,7 +869,7 @@ class SplitPlan:
 
 
 def plan_splits(identities: list[Identity], config: OfflineCorpusConfig) -> SplitPlan:
-    """Split every discovered identity, then drop duplicate photos' identities (`ftv_train.face_dedup`).
+    """Split every discovered identity, then drop duplicate photos' identities (`ftv_train.data.face_dedup`).
 
     The held-out draw is made over the discovered identities, so a corpus built before deduplication existed keeps
     its held-out identities (a model trained on it stays scorable); every duplicate group is then resolved before
@@ -954,7 +954,7 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
         "voices": {m["identity"]["speaker"]: m["voice"] for m in metas},
         "ages": {m["identity"]["speaker"]: m["identity"]["age"] for m in metas},
         "voice_rule": {
-            "what": "identity part of each voice: a fixed function of the face descriptor (ftv_train.voice_mapping)",
+            "what": "identity part of each voice: a fixed function of the face descriptor (ftv_train.corpus.voice_mapping)",
             "axes": list(mapping.axes),
             "axis_spreads": [round(float(x), 4) for x in mapping.scales],
             "file": MAPPING_NAME,

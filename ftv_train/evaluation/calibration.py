@@ -4,7 +4,7 @@ Why: the face head is trained to saturation on a few thousand identities, so on 
 about 83% of the time while claiming 0.965 on average, and it reads wrong faces at about 0.9. The demo shows these
 readings as probabilities, so they must mean what they say. Temperature scaling (Guo et al. 2017) divides the
 logits by one number per attribute, fitted by likelihood on identities no training stage saw
-(``validation_unseen``, `ftv_train.splits`); it never changes which class is read, so the voice is unchanged. The
+(``validation_unseen``, `ftv_train.data.splits`); it never changes which class is read, so the voice is unchanged. The
 expected calibration error (ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins,
 weighted by how many readings fall in each) is reported before and after, and once more, by `train/evaluate.py`,
 on ``test_unseen``.
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ftv_train.metrics.calibration import expected_calibration_error, reliability_bins
+from ftv_train.evaluation.metrics.calibration import expected_calibration_error, reliability_bins
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -118,9 +118,9 @@ class CalibrationConfig:
 def _held_out_faces(data: str, split: str) -> tuple[list[Any], dict[str, np.ndarray], list[str]]:
     """The first face of each utterance of `split`, its labels, and its speaker; refuses a split of training
     identities (calibrating on faces the head was trained on makes it more overconfident, not less)."""
-    from ftv_train.dataset_format import load_prepared_dataset
-    from ftv_train.evaluation import SplitData
-    from ftv_train.splits import HELD_OUT_SPLITS
+    from ftv_train.data.dataset_format import load_prepared_dataset
+    from ftv_train.evaluation.runner import SplitData
+    from ftv_train.data.splits import HELD_OUT_SPLITS
 
     if split not in HELD_OUT_SPLITS:
         raise ValueError(
@@ -193,7 +193,7 @@ def calibrate_face_head(config: CalibrationConfig) -> dict[str, Any]:
                 "after": _summary(z, y, temperatures[name]),
             }
     if config.plot and curves:
-        from ftv_train.metrics.plots import reliability_diagram
+        from ftv_train.evaluation.metrics.plots import reliability_diagram
 
         reliability_diagram(curves, config.plot, "Reliability of the gender read from the face")
     report = {

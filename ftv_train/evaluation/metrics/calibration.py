@@ -1,7 +1,7 @@
 """Calibration of a classifier's readings: reliability bins and the expected calibration error (ECE).
 
 Used for the face attribute head (its gender reading's confidence against how often it is right), by
-`ftv_train.calibration` (fitting the temperature) and by the evaluation report.
+`ftv_train.evaluation.calibration` (fitting the temperature) and by the evaluation report.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import jiwer
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, prepare_batch
+from ftv_train.common.audio import SAMPLE_RATE, prepare_batch
 
 WAV2VEC2_MODEL_ID = "facebook/wav2vec2-base-960h"
 

@@ -57,7 +57,7 @@ class LatentPair:
 
 def load_sentences(data: Path, split: str, count: int, seed: int) -> list[dict]:
     """`count` rows (phonemes + first face) of a prepared dataset, picked at random with `seed`."""
-    from ftv_train.dataset_format import load_prepared_dataset
+    from ftv_train.data.dataset_format import load_prepared_dataset
 
     rows = load_prepared_dataset(str(data), decode_audio=False, decode_faces=False)[split]
     rows = rows.select_columns([c for c in ("phonemes", "faces") if c in rows.column_names])
@@ -70,7 +70,7 @@ def synthesize_pairs(
     model: FTVModel, processor: FTVProcessor, rows: list[dict], config: DistillationConfig
 ) -> list[LatentPair]:
     """The model's own speech for each row (its sentence, its face) with the latents it was rendered from."""
-    from ftv_train.dataset_format import face_images
+    from ftv_train.data.dataset_format import face_images
 
     pairs: list[LatentPair] = []
     hop = model.config.hop_length

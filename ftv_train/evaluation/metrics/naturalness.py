@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, prepare_batch
+from ftv_train.common.audio import SAMPLE_RATE, prepare_batch
 
 UTMOS_HUB_REPO = "tarepan/SpeechMOS:v1.2.0"
 UTMOS_ENTRY = "utmos22_strong"

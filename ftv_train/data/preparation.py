@@ -11,7 +11,7 @@ Per utterance (in parallel worker processes):
 Every finished item (kept or skipped) is cached under ``OUT/.work/items-<config hash>/`` as soon as it is done,
 so an interrupted run continues where it stopped and a rerun redoes nothing. Then, in the main process:
 speaker-wise pseudo-labels (first usable face of each speaker, inherited by all its utterances; cached too),
-the seeded split assignment (`ftv_train.splits`), the dataset (schema in `ftv_train.dataset_format`) and
+the seeded split assignment (`ftv_train.data.splits`), the dataset (schema in `ftv_train.data.dataset_format`) and
 ``report.json``. One bad item never stops the run: it is skipped with a reason code and listed in the report.
 """
 
@@ -38,14 +38,14 @@ from PIL import Image
 from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL, RACE_LABELS
 from ftv_model.face_detection import FaceDetectionError, FaceDetector, crop_face, load_image
 from ftv_model.text_frontend import TextFrontendError, clean_text, phonemize
-from ftv_train.atomic import atomic_directory
-from ftv_train.audio_checks import AudioRejected, check_audio, fit_peak, normalize_loudness
-from ftv_train.dataset_format import FEATURES, REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
-from ftv_train.parallel import map_with_workers
-from ftv_train.pseudo_labels import Attributes, Labeler, build_labeler
-from ftv_train.sources import SourceItem, discover
-from ftv_train.splits import assign_splits
-from ftv_train.video import MediaError, load_audio, probe_video, read_frames, sample_frame_indices
+from ftv_train.common.atomic import atomic_directory
+from ftv_train.data.audio_checks import AudioRejected, check_audio, fit_peak, normalize_loudness
+from ftv_train.data.dataset_format import FEATURES, REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
+from ftv_train.common.parallel import map_with_workers
+from ftv_train.data.pseudo_labels import Attributes, Labeler, build_labeler
+from ftv_train.data.sources import SourceItem, discover
+from ftv_train.data.splits import assign_splits
+from ftv_train.data.video import MediaError, load_audio, probe_video, read_frames, sample_frame_indices
 
 __all__ = [
     "PIPELINE_VERSION",
@@ -116,7 +116,7 @@ class PrepareConfig:
     validation_fraction: float = 0.1
     test_seen_fraction: float = 0.05
     unseen_speaker_fraction: float = 0.1  # speakers held out from training (validation_unseen + test_unseen)
-    validation_unseen_share: float = 0.5  # of the held-out speakers: validation_unseen (ftv_train.splits)
+    validation_unseen_share: float = 0.5  # of the held-out speakers: validation_unseen (ftv_train.data.splits)
     lrs3_subsets: tuple[str, ...] = ("trainval", "test")
     limit: int | None = None
     retry_skipped: bool = False

@@ -42,17 +42,17 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ftv_train.metrics import abx as abx_metric
-from ftv_train.metrics import plots
-from ftv_train.metrics.audio import SAMPLE_RATE, load_audio, save_wav
-from ftv_train.metrics.calibration import expected_calibration_error
-from ftv_train.metrics.cer import cer_from_counts, character_errors, load_recognizer
-from ftv_train.metrics.diversity import voice_similarities
-from ftv_train.metrics.gender import VoiceGenderClassifier, held_out_speaker_accuracy
-from ftv_train.metrics.intervals import proportion_interval, ratio_interval
-from ftv_train.metrics.naturalness import load_naturalness
-from ftv_train.metrics.speaker import SpeakerEncoder, SpeakerReferences, secs_to_references
-from ftv_train.metrics.subgroups import subgroup_table
+from ftv_train.evaluation.metrics import abx as abx_metric
+from ftv_train.evaluation.metrics import plots
+from ftv_train.common.audio import SAMPLE_RATE, load_audio, save_wav
+from ftv_train.evaluation.metrics.calibration import expected_calibration_error
+from ftv_train.evaluation.metrics.cer import cer_from_counts, character_errors, load_recognizer
+from ftv_train.evaluation.metrics.diversity import voice_similarities
+from ftv_train.evaluation.metrics.gender import VoiceGenderClassifier, held_out_speaker_accuracy
+from ftv_train.evaluation.metrics.intervals import proportion_interval, ratio_interval
+from ftv_train.evaluation.metrics.naturalness import load_naturalness
+from ftv_train.evaluation.metrics.speaker import SpeakerEncoder, SpeakerReferences, secs_to_references
+from ftv_train.evaluation.metrics.subgroups import subgroup_table
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def _decode_audio(value: Any) -> np.ndarray:
     if isinstance(value, dict) and value.get("path"):
         return load_audio(value["path"])
     if isinstance(value, dict) and value.get("array") is not None:
-        from ftv_train.metrics.audio import as_mono_float32, resample
+        from ftv_train.common.audio import as_mono_float32, resample
 
         return resample(as_mono_float32(value["array"]), int(value["sampling_rate"]))
     raise TypeError(f"Cannot decode audio from {type(value).__name__}")
@@ -441,7 +441,7 @@ class FTVSynthesizer:
         self, waves: Sequence[np.ndarray], sample_rate: int, faces: Sequence[Image.Image]
     ) -> list[np.ndarray]:
         """Copy synthesis of recordings at `sample_rate`, returned at the model's rate."""
-        from ftv_train.metrics.audio import resample
+        from ftv_train.common.audio import resample
 
         waves = [resample(np.asarray(w, dtype=np.float32), sample_rate, self.sampling_rate) for w in waves]
         lengths = torch.tensor([len(w) for w in waves], device=self.device)
@@ -745,7 +745,7 @@ class Evaluator:
                     sr = self.synthesizer_for(system).sampling_rate
                     for i, wav in zip(todo, new):
                         if sr != SAMPLE_RATE:
-                            from ftv_train.metrics.audio import resample
+                            from ftv_train.common.audio import resample
 
                             wav = resample(np.asarray(wav, dtype=np.float32), sr, SAMPLE_RATE)
                         wavs[i] = np.asarray(wav, dtype=np.float32)
@@ -1181,7 +1181,7 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
         )
     lines += [
         "",
-        "Speaker-embedding cosine similarities (ftv_train.metrics.diversity). Between different speakers of one gender "
+        "Speaker-embedding cosine similarities (ftv_train.evaluation.metrics.diversity). Between different speakers of one gender "
         "label (each speaker's utterances averaged): near 1 means everyone of a gender gets the same voice; the model "
         "should sit near the ground-truth row. Same speaker: two utterances of one speaker, spoken from different "
         "photos of them. In brackets: 95% bootstrap intervals over speakers.",

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ftv_model.attributes import IGNORE_INDEX, MISSING_LABEL
 from ftv_model.text_frontend import TextFrontendError
-from ftv_train.dataset_format import decode_audio, face_images
+from ftv_train.data.dataset_format import decode_audio, face_images
 
 logger = logging.getLogger(__name__)
 

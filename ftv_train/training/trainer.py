@@ -53,7 +53,7 @@ from ftv_model import FTVConfig, FTVDiscriminator, FTVModel, FTVProcessor
 from ftv_model.image_processing_ftv import FTVImageProcessor
 from ftv_model.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from ftv_model.modeling_ftv import cpu_has_native_bfloat16
-from ftv_train.collate import (
+from ftv_train.data.collate import (
     FaceSpeechItems,
     FixedBatchSampler,
     FTVCollator,
@@ -62,10 +62,10 @@ from ftv_train.collate import (
     fixed_samples,
     select_items,
 )
-from ftv_train.dataset_format import PreparedDatasetError, load_prepared_dataset
-from ftv_train.model_card import push_to_hub, write_model_card
-from ftv_train.splits import TRAINING_SPLITS
-from ftv_train.train_config import LOSS_WEIGHT_FIELDS, ConfigError, TrainConfig, parse_config
+from ftv_train.data.dataset_format import PreparedDatasetError, load_prepared_dataset
+from ftv_train.training.model_card import push_to_hub, write_model_card
+from ftv_train.data.splits import TRAINING_SPLITS
+from ftv_train.training.config import LOSS_WEIGHT_FIELDS, ConfigError, TrainConfig, parse_config
 
 logger = logging.getLogger("ftv_train")
 

@@ -14,7 +14,7 @@ Splits (deterministic from ``--seed``):
 - ``train`` / ``validation``: utterances of the training speakers, 9:1 by utterance;
 - ``test_seen``: held-out utterances of training speakers (every such speaker keeps utterances in ``train``);
 - ``validation_unseen`` / ``test_unseen``: every utterance of speakers that appear in no other split, in two
-  disjoint sets of speakers (`ftv_train.splits`): ``validation_unseen`` for every choice made during development
+  disjoint sets of speakers (`ftv_train.data.splits`): ``validation_unseen`` for every choice made during development
   (early stopping, recipe comparisons, calibration), ``test_unseen`` (LRS3's ``test/`` speakers, or a seeded share
   of the held-out speakers) scored once per released checkpoint. Datasets written before ``validation_unseen``
   existed load without it.
@@ -79,7 +79,7 @@ __all__ = [
 
 SAMPLE_RATE = 16000
 SPLITS = ("train", "validation", "validation_unseen", "test_seen", "test_unseen")
-# validation_unseen came later (ftv_train.splits): a dataset written before it still loads, without that split
+# validation_unseen came later (ftv_train.data.splits): a dataset written before it still loads, without that split
 REQUIRED_SPLITS = ("train", "validation", "test_seen", "test_unseen")
 REPORT_NAME = "report.json"
 COLUMNS = ("id", "speaker", "text", "phonemes", "audio", "duration", "faces", "num_views", "gender", "race")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, prepare_batch
+from ftv_train.common.audio import SAMPLE_RATE, prepare_batch
 
 EMBEDDING_DIM = 256
 # Resemblyzer's own defaults for embed_utterance: partials per second and the coverage needed to keep the last one.
