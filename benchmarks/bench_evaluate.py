@@ -29,9 +29,9 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
+from ftv_train.common.audio import load_audio  # noqa: E402
 from ftv_train.data.dataset_format import FEATURES  # noqa: E402
 from ftv_train.evaluation.runner import EvalConfig, MetricSuite, run_evaluation  # noqa: E402
-from ftv_train.common.audio import load_audio  # noqa: E402
 
 SHARED = Path(os.environ.get("FTV_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ftv_model.face_detection import BACKENDS, FaceDetector, crop_face  # noqa: E402
 from ftv_model.text_frontend import phonemize  # noqa: E402
-from ftv_train.data.preparation import PrepareConfig, prepare  # noqa: E402
 from ftv_train.data.dataset_format import encode_audio  # noqa: E402
+from ftv_train.data.preparation import PrepareConfig, prepare  # noqa: E402
 from ftv_train.data.sources import discover  # noqa: E402
 from ftv_train.data.video import load_audio, probe_video, read_frames, sample_frame_indices  # noqa: E402
 

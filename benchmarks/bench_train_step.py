@@ -5,7 +5,7 @@ memory for the paper configuration, with the share of step time spent in alignme
     python benchmarks/bench_train_step.py --device cpu --batch-size 2 --steps 3
     python benchmarks/bench_train_step.py --precision bf16 --num-workers 6 --json out.json
 
-It runs the training loop's own step (`ftv_train.training.trainer.GANStep`, prepared by Accelerate) on batches built from
+It runs the training loop's own step (`GANStep` of `ftv_train.training`, prepared by Accelerate) on batches built from
 real data: full-length VCTK utterances with their transcripts (phonemized once, up front) and London Set faces from
 ../shared/data, written in the prepared-dataset format, so batches go through the same selection, sampler, workers
 and collator as training. Without the shared data it falls back to random batches shaped like the project notes'

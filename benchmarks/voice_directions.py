@@ -33,8 +33,8 @@ def main() -> int:
     import torch
 
     from ftv_model.synthesis import Synthesizer
-    from ftv_train.evaluation.metrics.speaker import SpeakerEncoder
     from ftv_train.corpus.build import estimate_f0
+    from ftv_train.evaluation.metrics.speaker import SpeakerEncoder
 
     torch.set_num_threads(2)
     steps = [float(x) for x in args.steps.split(",")]

@@ -31,7 +31,7 @@ FILES_SENTENCE = (
     "and its processor (`FTVProcessor`: `processor_config.json`, `tokenizer_config.json`, `vocab.json`): an "
     "inference-only export, with no posterior encoder and no discriminator, so training cannot be continued from it."
 )
-# The files sentence of a card written for a training export (ftv_train.training.model_card), to the end of its paragraph.
+# The files sentence of a training export's card (ftv_train.training.model_card), to the end of its paragraph.
 _FILES_PARAGRAPH = re.compile(r"The files hold\b.*?(?=\n\s*\n|\Z)", re.DOTALL)
 
 

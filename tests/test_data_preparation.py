@@ -25,7 +25,6 @@ from PIL import Image
 from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL, RACE_LABELS
 from ftv_model.face_detection import FaceDetector
 from ftv_train.data.audio_checks import AudioRejected, check_audio, fit_peak, normalize_loudness
-from ftv_train.data.preparation import PrepareConfig, clean_transcript, prepare
 from ftv_train.data.dataset_format import (
     REQUIRED_SPLITS,
     SAMPLE_RATE,
@@ -37,6 +36,7 @@ from ftv_train.data.dataset_format import (
     load_prepared_dataset,
     load_report,
 )
+from ftv_train.data.preparation import PrepareConfig, clean_transcript, prepare
 from ftv_train.data.pseudo_labels import (
     Attributes,
     CsvLabeler,

@@ -14,7 +14,10 @@ import soundfile as sf
 from PIL import Image
 
 from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
+from ftv_train.common.audio import load_audio
 from ftv_train.data.dataset_format import FEATURES
+from ftv_train.evaluation.metrics.gender import VoiceGenderClassifier
+from ftv_train.evaluation.metrics.speaker import SpeakerReferences
 from ftv_train.evaluation.runner import (
     EvalConfig,
     FTVSynthesizer,
@@ -28,9 +31,6 @@ from ftv_train.evaluation.runner import (
     shuffled_face_donors,
     speaker_ages,
 )
-from ftv_train.common.audio import load_audio
-from ftv_train.evaluation.metrics.gender import VoiceGenderClassifier
-from ftv_train.evaluation.metrics.speaker import SpeakerReferences
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LONDON_RACE = {"white": "white", "black": "black", "east_asian": "asian", "west_asian": "middle eastern"}

@@ -10,10 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ftv_train.common.audio import add_noise, load_audio
 from ftv_train.evaluation.metrics import plots
 from ftv_train.evaluation.metrics.abx import abx_accuracy, distractor_speakers
-from ftv_train.common.audio import add_noise, load_audio
-from ftv_train.evaluation.metrics.cer import character_errors, corpus_cer, load_recognizer, normalize_text, number_to_words
+from ftv_train.evaluation.metrics.cer import (
+    character_errors,
+    corpus_cer,
+    load_recognizer,
+    normalize_text,
+    number_to_words,
+)
 from ftv_train.evaluation.metrics.gender import VoiceGenderClassifier, held_out_speaker_accuracy
 from ftv_train.evaluation.metrics.intervals import proportion_interval, ratio_interval
 from ftv_train.evaluation.metrics.naturalness import DnsmosScorer, UtmosScorer, load_naturalness

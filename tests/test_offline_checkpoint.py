@@ -125,8 +125,8 @@ def test_default_model_speaks_intelligibly_and_reads_the_faces(default_synthesiz
     import torch
     import torchaudio
 
-    from ftv_train.evaluation.metrics.cer import character_errors, load_recognizer
     from ftv_train.corpus.prompts import HARVARD
+    from ftv_train.evaluation.metrics.cer import character_errors, load_recognizer
 
     woman, man = woman_and_man
     assert woman.attributes["gender"]["female"] > 0.5 > man.attributes["gender"]["female"]

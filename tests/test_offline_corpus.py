@@ -17,15 +17,7 @@ import pytest
 
 from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
 from ftv_model.face_detection import FaceDetector
-from ftv_train import offline_corpus
-from ftv_train.data.dataset_format import (
-    REQUIRED_SPLITS,
-    SPLITS,
-    decode_audio,
-    face_images,
-    load_prepared_dataset,
-    load_report,
-)
+from ftv_train.corpus import build as offline_corpus
 from ftv_train.corpus.build import (
     BASE_VOICES,
     EngineUnavailableError,
@@ -39,6 +31,14 @@ from ftv_train.corpus.build import (
     voice_params,
 )
 from ftv_train.corpus.voice_mapping import AXES, MAPPING_NAME, VoiceMapping
+from ftv_train.data.dataset_format import (
+    REQUIRED_SPLITS,
+    SPLITS,
+    decode_audio,
+    face_images,
+    load_prepared_dataset,
+    load_report,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -258,8 +258,8 @@ def test_duplicate_photos_are_grouped_by_bytes_and_by_look_not_by_pose(tmp_path:
 def test_no_identity_and_no_photo_is_shared_between_training_and_held_out_splits(shared_data: Path) -> None:
     """The real corpus's plan: known UTKFace duplicates are resolved, and no photo of a held-out identity (either
     held-out split) matches a training photo by bytes or by look."""
-    from ftv_train.data.face_dedup import PHASH_MAX_DISTANCE, THUMBNAIL_MIN_CORRELATION, photo_signature
     from ftv_train.corpus.build import plan_splits
+    from ftv_train.data.face_dedup import PHASH_MAX_DISTANCE, THUMBNAIL_MIN_CORRELATION, photo_signature
 
     identities = discover_identities(shared_data / "faces")
     plan = plan_splits(identities, OfflineCorpusConfig(faces=str(shared_data / "faces"), out="unused"))

@@ -240,8 +240,8 @@ def _speech_dataset(directory: Path, onnx_session, processor: FTVProcessor) -> P
 
     from ftv_model.attributes import GENDER_LABELS
     from ftv_model.text_frontend import phonemize
-    from ftv_train.data.dataset_format import FEATURES, encode_audio
     from ftv_train.common.audio import resample
+    from ftv_train.data.dataset_format import FEATURES, encode_audio
 
     faces = [
         Image.open(FIXTURES / "faces" / name).convert("RGB").resize((128, 128))

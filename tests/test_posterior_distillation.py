@@ -10,6 +10,7 @@ from PIL import Image
 
 from ftv_model import FTVModel, FTVProcessor
 from ftv_model.text_frontend import phonemize
+from ftv_train.corpus.prompts import HARVARD
 from ftv_train.training.posterior_distillation import (
     DistillationConfig,
     distill_posterior,
@@ -17,7 +18,6 @@ from ftv_train.training.posterior_distillation import (
     run_distillation,
     synthesize_pairs,
 )
-from ftv_train.corpus.prompts import HARVARD
 
 from .conftest import FIXTURES
 from .model_fixtures import tiny_config

@@ -153,7 +153,7 @@ def _subprocess_env() -> dict[str, str]:
 
 
 def test_auto_precision_is_bf16_on_a_cpu_that_runs_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ftv_train import training
+    from ftv_train.training import trainer as training
 
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
     for native, expected in ((True, "bf16"), (False, "no")):
@@ -334,7 +334,7 @@ def test_kill_during_checkpoint_keeps_previous_and_sigterm_saves(tiny_data: Path
 import os, signal, sys
 sys.path.insert(0, {str(REPO_ROOT)!r})
 from accelerate import Accelerator
-from ftv_train import training
+from ftv_train.training import trainer as training
 
 original = Accelerator.save_state
 def save_state(self, output_dir=None, **kwargs):

@@ -2,8 +2,8 @@
 
     python train/calibrate_face_head.py --model checkpoints/ftv-offline --data data/offline --write
 
-See ftv_train/evaluation/calibration.py. With --write the temperatures go into the model's config.json (the demo, the CLI and
-the API then show calibrated readings) and the report into face_calibration.json beside it.
+See ftv_train/evaluation/calibration.py. With --write the temperatures go into the model's config.json (the demo,
+the CLI and the API then show calibrated readings) and the report into face_calibration.json beside it.
 """
 
 from __future__ import annotations

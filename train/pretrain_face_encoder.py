@@ -11,8 +11,8 @@ On a GPU machine without the dataset: pack the faces here, train the face branch
     python train/pretrain_face_encoder.py --init data/joe-init --data data/offline --out data/joe-face-init \
         --load-face-branch face-run/face_branch.safetensors --steps 0            # merge + held-out accuracy
 
-See ftv_train/training/face_pretraining.py for why this stage exists. Writes face_branch.safetensors, face_pretraining.json
-(the held-out accuracy curve) and, with --init, the whole checkpoint.
+See ftv_train/training/face_pretraining.py for why this stage exists. Writes face_branch.safetensors,
+face_pretraining.json (the held-out accuracy curve) and, with --init, the whole checkpoint.
 """
 
 from __future__ import annotations

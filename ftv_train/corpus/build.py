@@ -73,8 +73,10 @@ from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL, RACE_LABELS
 from ftv_model.face_detection import FaceBox, FaceDetector, crop_face, load_image
 from ftv_model.text_frontend import phonemize
 from ftv_train.common.atomic import atomic_directory
+from ftv_train.common.parallel import map_with_workers
+from ftv_train.corpus.prompts import PROMPTS
+from ftv_train.corpus.voice_mapping import MAPPING_NAME, VoiceMapping
 from ftv_train.data.audio_checks import fit_peak
-from ftv_train.data.preparation import PrepareConfig, _report, _write_dataset
 from ftv_train.data.dataset_format import REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
 from ftv_train.data.face_dedup import (
     PHASH_MAX_DISTANCE,
@@ -82,10 +84,8 @@ from ftv_train.data.face_dedup import (
     find_duplicate_groups,
     resolve_duplicates,
 )
-from ftv_train.common.parallel import map_with_workers
-from ftv_train.corpus.prompts import PROMPTS
+from ftv_train.data.preparation import PrepareConfig, _report, _write_dataset
 from ftv_train.data.splits import HELD_OUT_SPLITS, assign_splits
-from ftv_train.corpus.voice_mapping import MAPPING_NAME, VoiceMapping
 
 __all__ = [
     "APT_PACKAGES",
@@ -685,7 +685,7 @@ def identity_pool(identity: Identity, descriptor: np.ndarray, mapping: VoiceMapp
 
 
 def fit_voice_mapping(identities: list[Identity], faces: dict[str, dict], work: Path) -> VoiceMapping:
-    """Pass 2: the face-to-voice rule fitted on the labelled identities' descriptors (`ftv_train.corpus.voice_mapping`)."""
+    """Pass 2: the face-to-voice rule fitted on the labelled identities' descriptors (`corpus.voice_mapping`)."""
     labelled = [identity for identity in identities if identity.gender != MISSING_LABEL]
     descriptors = np.stack([identity_descriptor(work, i.speaker, faces[i.speaker]["real"]) for i in labelled])
     return VoiceMapping.fit(descriptors, [GENDER_LABELS[i.gender] for i in labelled])
@@ -954,7 +954,7 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
         "voices": {m["identity"]["speaker"]: m["voice"] for m in metas},
         "ages": {m["identity"]["speaker"]: m["identity"]["age"] for m in metas},
         "voice_rule": {
-            "what": "identity part of each voice: a fixed function of the face descriptor (ftv_train.corpus.voice_mapping)",
+            "what": "identity part of each voice: a fixed function of the face descriptor (ftv_train.corpus.voice_mapping)",  # noqa: E501
             "axes": list(mapping.axes),
             "axis_spreads": [round(float(x), 4) for x in mapping.scales],
             "file": MAPPING_NAME,

@@ -39,9 +39,9 @@ from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL, RACE_LABELS
 from ftv_model.face_detection import FaceDetectionError, FaceDetector, crop_face, load_image
 from ftv_model.text_frontend import TextFrontendError, clean_text, phonemize
 from ftv_train.common.atomic import atomic_directory
+from ftv_train.common.parallel import map_with_workers
 from ftv_train.data.audio_checks import AudioRejected, check_audio, fit_peak, normalize_loudness
 from ftv_train.data.dataset_format import FEATURES, REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
-from ftv_train.common.parallel import map_with_workers
 from ftv_train.data.pseudo_labels import Attributes, Labeler, build_labeler
 from ftv_train.data.sources import SourceItem, discover
 from ftv_train.data.splits import assign_splits

@@ -119,8 +119,8 @@ def _held_out_faces(data: str, split: str) -> tuple[list[Any], dict[str, np.ndar
     """The first face of each utterance of `split`, its labels, and its speaker; refuses a split of training
     identities (calibrating on faces the head was trained on makes it more overconfident, not less)."""
     from ftv_train.data.dataset_format import load_prepared_dataset
-    from ftv_train.evaluation.runner import SplitData
     from ftv_train.data.splits import HELD_OUT_SPLITS
+    from ftv_train.evaluation.runner import SplitData
 
     if split not in HELD_OUT_SPLITS:
         raise ValueError(

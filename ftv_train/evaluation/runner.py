@@ -42,9 +42,9 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ftv_train.common.audio import SAMPLE_RATE, load_audio, save_wav
 from ftv_train.evaluation.metrics import abx as abx_metric
 from ftv_train.evaluation.metrics import plots
-from ftv_train.common.audio import SAMPLE_RATE, load_audio, save_wav
 from ftv_train.evaluation.metrics.calibration import expected_calibration_error
 from ftv_train.evaluation.metrics.cer import cer_from_counts, character_errors, load_recognizer
 from ftv_train.evaluation.metrics.diversity import voice_similarities
@@ -1181,7 +1181,8 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
         )
     lines += [
         "",
-        "Speaker-embedding cosine similarities (ftv_train.evaluation.metrics.diversity). Between different speakers of one gender "
+        "Speaker-embedding cosine similarities (ftv_train.evaluation.metrics.diversity). Between different speakers of one "
+        "gender "
         "label (each speaker's utterances averaged): near 1 means everyone of a gender gets the same voice; the model "
         "should sit near the ground-truth row. Same speaker: two utterances of one speaker, spoken from different "
         "photos of them. In brackets: 95% bootstrap intervals over speakers.",

@@ -82,7 +82,8 @@ def _offline_section(offline: dict[str, Any]) -> str:
         "gender sets the pitch and vocal-tract ranges, age shifts them, and "
         + (
             "the identity part (base voice, point in each range) is a fixed function of the face's dlib descriptor "
-            "(`ftv_train.corpus.voice_mapping`: its leading principal directions within each gender, through the normal "
+            "(`ftv_train.corpus.voice_mapping`: its leading principal directions within each gender, through the "
+            "normal "
             "CDF): a rule the corpus chose so that each person gets their own voice, not something learnt from "
             "real people"
             if offline.get("voice_rule")

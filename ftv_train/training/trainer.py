@@ -63,9 +63,9 @@ from ftv_train.data.collate import (
     select_items,
 )
 from ftv_train.data.dataset_format import PreparedDatasetError, load_prepared_dataset
-from ftv_train.training.model_card import push_to_hub, write_model_card
 from ftv_train.data.splits import TRAINING_SPLITS
 from ftv_train.training.config import LOSS_WEIGHT_FIELDS, ConfigError, TrainConfig, parse_config
+from ftv_train.training.model_card import push_to_hub, write_model_card
 
 logger = logging.getLogger("ftv_train")
 
