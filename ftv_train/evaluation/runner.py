@@ -1181,7 +1181,7 @@ def render_report(results: dict[str, Any], plot_files: Sequence[Path], out: Path
         )
     lines += [
         "",
-        "Speaker-embedding cosine similarities (ftv_train.evaluation.metrics.diversity). Between different speakers of one "
+        "Speaker-embedding cosine similarities (evaluation.metrics.diversity). Between different speakers of one "
         "gender "
         "label (each speaker's utterances averaged): near 1 means everyone of a gender gets the same voice; the model "
         "should sit near the ground-truth row. Same speaker: two utterances of one speaker, spoken from different "
