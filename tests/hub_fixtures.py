@@ -1,4 +1,4 @@
-"""Pytest fixture `hub_server` (a local Hub, see `hub_server.py`) and `run_with_hub` to run client code against it.
+"""Pytest fixture `hub_server` (a local Hub, `tests/hub_server/`) and `run_with_hub` to run client code against it.
 
 Why a subprocess: `huggingface_hub` reads `HF_ENDPOINT`, `HF_HUB_OFFLINE`, `HF_HUB_DISABLE_XET`, the cache paths, ...
 into module constants at import time, and several values are copied further at import (the default `HfApi()`

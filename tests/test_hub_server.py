@@ -1,4 +1,4 @@
-"""Tests of the local Hub server (`hub_server.py`) with raw HTTP, `huggingface_hub` and `transformers` clients."""
+"""Tests of the local Hub server (`tests/hub_server/`) with raw HTTP, `huggingface_hub` and `transformers` clients."""
 
 from __future__ import annotations
 
