@@ -17,14 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ftv_model.face_detection import BACKENDS, FaceDetector, crop_face  # noqa: E402
-from ftv_model.text_frontend import phonemize  # noqa: E402
-from ftv_train.data.dataset_format import encode_audio  # noqa: E402
-from ftv_train.data.preparation import PrepareConfig, prepare  # noqa: E402
-from ftv_train.data.sources import discover  # noqa: E402
-from ftv_train.data.video import load_audio, probe_video, read_frames, sample_frame_indices  # noqa: E402
+from ftv_model.face_detection import BACKENDS, FaceDetector, crop_face
+from ftv_model.text_frontend import phonemize
+from ftv_train.common.parallel import use_one_thread
+from ftv_train.data.dataset_format import encode_audio
+from ftv_train.data.preparation import PrepareConfig, prepare
+from ftv_train.data.sources import discover
+from ftv_train.data.video import probe_video, read_audio_track, read_frames, sample_frame_indices
 
 DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "grid_one_speaker"
 
@@ -49,7 +48,7 @@ def stage_profile(source_dir: Path, detector: FaceDetector, views: int, runs: in
                 crop_face(frames[index], boxes[0])
         stages["crop"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        encode_audio(load_audio(item.audio or item.video))
+        encode_audio(read_audio_track(item.audio or item.video))
         stages["audio"].append(time.perf_counter() - start)
         start = time.perf_counter()
         phonemize([item.text or "hello"])
@@ -68,12 +67,7 @@ def main() -> int:
     if not args.source_dir.is_dir():
         print(f"no clips at {args.source_dir}", file=sys.stderr)
         return 1
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+    use_one_thread(opencv=False)  # per-clip stage timings on one torch thread
     clips = len(discover("grid", args.source_dir))
     detector = FaceDetector(args.detector, weights_path=args.detector_weights)
     print(f"{clips} clips from {args.source_dir}, detector {detector.backend}, {args.views} views, CPU")

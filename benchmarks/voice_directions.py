@@ -12,12 +12,9 @@ monotonically and the similarity stays high near 0, falling off gradually.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SENTENCE = "The birch canoe slid on the smooth planks."
 FACES = Path(__file__).resolve().parents[1] / "examples" / "faces"
@@ -33,7 +30,7 @@ def main() -> int:
     import torch
 
     from ftv_model.synthesis import Synthesizer
-    from ftv_train.corpus.build import estimate_f0
+    from ftv_train.corpus.world import estimate_f0
     from ftv_train.evaluation.metrics.speaker import SpeakerEncoder
 
     torch.set_num_threads(2)

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SENTENCE = "The birch canoe slid on the smooth planks."
 
@@ -65,7 +62,7 @@ def main() -> int:
     import torch
 
     from ftv_model.synthesis import Synthesizer
-    from ftv_train.corpus.build import estimate_f0
+    from ftv_train.corpus.world import estimate_f0
     from ftv_train.evaluation.metrics.speaker import SpeakerEncoder
 
     torch.set_num_threads(2)

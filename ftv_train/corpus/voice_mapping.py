@@ -8,7 +8,7 @@ chose, not something learnt from real people: nothing says that a face's descrip
 
 The rule: the descriptor (mean over the identity's real photos) minus its gender pool's mean, projected onto the
 leading principal directions of those within-pool deviations, each divided by its spread, gives a standard score
-per voice axis; the normal CDF turns it into a position in (0, 1), which `ftv_train.corpus.build.voice_params`
+per voice axis; the normal CDF turns it into a position in (0, 1), which `ftv_train.corpus.voices.voice_params`
 maps onto the pool's range of that axis (base voice, F0, vocal-tract warp, speaking rate). The principal directions
 are the face differences the descriptor holds most strongly, so photo-to-photo noise moves a voice least along
 them. Gender and age set the region as before. The fit (pool means, directions, spreads) is made once per corpus

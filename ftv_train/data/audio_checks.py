@@ -3,13 +3,23 @@
 A TTS model learns whatever the data holds: near-silent clips teach it silence for text, clips shorter than a
 word teach nothing, and very long ones blow up training memory. These checks decide which utterances are skipped
 (with a reason for the report); loudness normalisation is optional because LRS3's levels vary with the recording.
+The speech level (`speech_rms`) is also what the offline corpus brings every voice to (`match_speech_level`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AudioRejected", "check_audio", "fit_peak", "normalize_loudness", "peak_dbfs"]
+__all__ = [
+    "AudioRejected",
+    "check_audio",
+    "fit_peak",
+    "match_speech_level",
+    "normalize_loudness",
+    "peak_dbfs",
+    "speech_level",
+    "speech_rms",
+]
 
 
 class AudioRejected(ValueError):
@@ -27,8 +37,9 @@ def peak_dbfs(wave: np.ndarray) -> float:
     return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
 
 
-def _active_rms_dbfs(wave: np.ndarray, sample_rate: int) -> float:
-    """RMS of the loudest 10% of 20 ms frames: speech level, not diluted by the pauses around it."""
+def speech_rms(wave: np.ndarray, sample_rate: int) -> float:
+    """RMS of the loudest 10% of 20 ms frames: speech level, not diluted by the pauses around it (a clip shorter
+    than one frame is one frame)."""
     frame = max(1, sample_rate // 50)
     usable = wave[: len(wave) // frame * frame]
     if usable.size == 0:
@@ -36,7 +47,12 @@ def _active_rms_dbfs(wave: np.ndarray, sample_rate: int) -> float:
         frame = max(1, wave.size)
     energies = np.mean(usable.reshape(-1, frame).astype(np.float64) ** 2, axis=1)
     top = np.sort(energies)[-max(1, len(energies) // 10) :]
-    rms = float(np.sqrt(np.mean(top)))
+    return float(np.sqrt(np.mean(top)))
+
+
+def speech_level(wave: np.ndarray, sample_rate: int) -> float:
+    """`speech_rms` in dB relative to full scale (-inf for digital silence)."""
+    rms = speech_rms(wave, sample_rate)
     return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
 
 
@@ -53,7 +69,7 @@ def check_audio(
         raise AudioRejected("too_short", f"audio is {duration:.2f} s, shorter than {min_duration:g} s")
     if max_duration is not None and duration > max_duration:
         raise AudioRejected("too_long", f"audio is {duration:.1f} s, longer than {max_duration:g} s")
-    level = _active_rms_dbfs(wave, sample_rate)
+    level = speech_level(wave, sample_rate)
     if level < silence_dbfs:
         raise AudioRejected("silent_audio", f"audio is silent (speech level {level:.1f} dBFS < {silence_dbfs:g})")
 
@@ -62,6 +78,14 @@ def fit_peak(wave: np.ndarray, ceiling: float = 0.999) -> np.ndarray:
     """Scale down audio whose peak exceeds `ceiling` (lossy codecs overshoot 1.0) so 16-bit storage never clips."""
     peak = float(np.max(np.abs(wave))) if wave.size else 0.0
     return (wave * (ceiling / peak)).astype(np.float32) if peak > ceiling else wave
+
+
+def match_speech_level(wave: np.ndarray, target_dbfs: float, sample_rate: int) -> np.ndarray:
+    """Scale to the speech level `target_dbfs` (`speech_rms`), never clipping (`fit_peak`); silence is unchanged."""
+    rms = speech_rms(wave, sample_rate)
+    if rms <= 0:
+        return wave.astype(np.float32)
+    return fit_peak((wave * (10 ** (target_dbfs / 20) / rms)).astype(np.float32))
 
 
 def normalize_loudness(wave: np.ndarray, sample_rate: int, target_lufs: float = -23.0) -> np.ndarray:

@@ -29,9 +29,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ftv_model.attributes import IGNORE_INDEX, MISSING_LABEL
 from ftv_model.text_frontend import TextFrontendError
-from ftv_train.data.dataset_format import decode_audio, face_images
+from ftv_train.data.dataset_format import decode_audio, face_images, label_target
 
 logger = logging.getLogger(__name__)
 
@@ -228,10 +227,6 @@ class FaceSpeechItems(Dataset):
         }
 
 
-def _label(value: int) -> int:
-    return IGNORE_INDEX if value == MISSING_LABEL or value < 0 else value
-
-
 class FTVCollator:
     """Items -> model inputs: processor on stored phonemes and the chosen face, zero-padded audio, labels.
 
@@ -276,7 +271,7 @@ class FTVCollator:
             "waveform_lengths": lengths,
         }
         for name in self.attributes:
-            batch[f"{name}_labels"] = torch.tensor([_label(item[name]) for item in items], dtype=torch.long)
+            batch[f"{name}_labels"] = torch.tensor([label_target(item[name]) for item in items], dtype=torch.long)
         return batch
 
 

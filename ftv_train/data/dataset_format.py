@@ -59,7 +59,8 @@ from datasets import Audio, ClassLabel, Features, List, Value
 from datasets import Image as ImageFeature
 from PIL import Image
 
-from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL, RACE_LABELS
+from ftv_model.attributes import GENDER_LABELS, IGNORE_INDEX, MISSING_LABEL, RACE_LABELS
+from ftv_train.common.audio import SAMPLE_RATE, resample
 
 __all__ = [
     "COLUMNS",
@@ -73,11 +74,12 @@ __all__ = [
     "decode_audio",
     "encode_audio",
     "face_images",
+    "label_id",
+    "label_target",
     "load_prepared_dataset",
     "load_report",
 ]
 
-SAMPLE_RATE = 16000
 SPLITS = ("train", "validation", "validation_unseen", "test_seen", "test_unseen")
 # validation_unseen came later (ftv_train.data.splits): a dataset written before it still loads, without that split
 REQUIRED_SPLITS = ("train", "validation", "test_seen", "test_unseen")
@@ -142,11 +144,18 @@ def decode_audio(value: Any, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         # soundfile gives (samples, channels); torchcodec was transposed to the same above
         array = array.mean(axis=1) if array.shape[1] > 1 else array[:, 0]
     if rate != sample_rate:
-        import torch
-        import torchaudio.functional
-
-        array = torchaudio.functional.resample(torch.from_numpy(array), rate, sample_rate).numpy()
+        array = resample(array, rate, sample_rate)
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def label_id(name: str | None, labels: tuple[str, ...]) -> int:
+    """The id a label name is stored as in the ``gender``/``race`` columns; `MISSING_LABEL` for any other name."""
+    return labels.index(name) if name in labels else MISSING_LABEL
+
+
+def label_target(value: int) -> int:
+    """A stored label id as a loss target: a missing label (-1) becomes `IGNORE_INDEX`, which the losses skip."""
+    return IGNORE_INDEX if value < 0 else int(value)
 
 
 def face_images(value: list[Any]) -> list[Image.Image]:

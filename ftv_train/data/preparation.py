@@ -17,16 +17,13 @@ the seeded split assignment (`ftv_train.data.splits`), the dataset (schema in `f
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import random
 import re
-import shutil
-import tempfile
 import time
 import traceback
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,17 +32,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ftv_model.attributes import GENDER_LABELS, MISSING_LABEL, RACE_LABELS
 from ftv_model.face_detection import FaceDetectionError, FaceDetector, crop_face, load_image
 from ftv_model.text_frontend import TextFrontendError, clean_text, phonemize
 from ftv_train.common.atomic import atomic_directory
-from ftv_train.common.parallel import map_with_workers
+from ftv_train.common.parallel import map_with_workers, use_one_thread
 from ftv_train.data.audio_checks import AudioRejected, check_audio, fit_peak, normalize_loudness
-from ftv_train.data.dataset_format import FEATURES, REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
+from ftv_train.data.config import FACE_FORMATS, PIPELINE_VERSION, PrepareConfig
+from ftv_train.data.dataset_format import REPORT_NAME, SAMPLE_RATE, SPLITS, encode_audio
 from ftv_train.data.pseudo_labels import Attributes, Labeler, build_labeler
 from ftv_train.data.sources import SourceItem, discover
 from ftv_train.data.splits import assign_splits
-from ftv_train.data.video import MediaError, load_audio, probe_video, read_frames, sample_frame_indices
+from ftv_train.data.video import MediaError, probe_video, read_audio_track, read_frames, sample_frame_indices
+from ftv_train.data.writer import build_report, write_dataset
 
 __all__ = [
     "PIPELINE_VERSION",
@@ -57,9 +55,6 @@ __all__ = [
     "prepare",
     "process_item",
 ]
-
-# Bump when a change makes cached items stale (new crop, new audio processing...).
-PIPELINE_VERSION = 1
 
 # The reason codes of skipped items in report.json ("error": an unexpected exception, not cached, retried next run).
 REASONS = (
@@ -75,8 +70,6 @@ REASONS = (
     "error",
 )
 
-FACE_FORMATS = {"png": ("PNG", {}), "jpeg": ("JPEG", {"quality": 95})}
-
 
 class SkipItem(Exception):
     """Raised inside item processing: the item is skipped with this reason code and detail."""
@@ -85,85 +78,6 @@ class SkipItem(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
-
-
-@dataclass
-class PrepareConfig:
-    """Everything that decides what `prepare` writes (the CLI flags of train/prepare_data.py)."""
-
-    source: str
-    root: str
-    out: str
-    detector: str = "s3fd"
-    detector_weights: str | None = None
-    device: str = "cpu"
-    labeler: str = "deepface"
-    labeler_weights: str | None = None
-    views: int = 5
-    face_size: int = 128
-    margin: float = 0.25
-    face_format: str = "png"  # png: lossless, as the app feeds the model; jpeg (quality 95): ~4x smaller
-    candidate_frames: int = 0  # frames searched for faces per video; 0 = 3 x views (at least 15)
-    min_face_size: float = 32.0
-    seed: int = 0
-    workers: int = 1
-    normalize_loudness: bool = False
-    loudness_target: float = -23.0
-    min_duration: float = 0.5
-    max_duration: float | None = 20.0
-    silence_dbfs: float = -50.0
-    language: str = "en-us"
-    validation_fraction: float = 0.1
-    test_seen_fraction: float = 0.05
-    unseen_speaker_fraction: float = 0.1  # speakers held out from training (validation_unseen + test_unseen)
-    validation_unseen_share: float = 0.5  # of the held-out speakers: validation_unseen (ftv_train.data.splits)
-    lrs3_subsets: tuple[str, ...] = ("trainval", "test")
-    limit: int | None = None
-    retry_skipped: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.views < 1:
-            raise ValueError(f"--views must be >= 1, got {self.views}")
-        if self.face_size < 16:
-            raise ValueError(f"--face-size must be >= 16, got {self.face_size}")
-        if self.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {self.workers}")
-        if self.face_format not in FACE_FORMATS:
-            raise ValueError(f"--face-format must be one of {', '.join(FACE_FORMATS)}, got {self.face_format!r}")
-        self.lrs3_subsets = tuple(self.lrs3_subsets)
-
-    @property
-    def num_candidates(self) -> int:
-        return self.candidate_frames or max(3 * self.views, 15)
-
-    def item_fingerprint(self) -> str:
-        """Hash of the settings that change a processed item: cached items are reused only when it matches."""
-        relevant = {
-            "version": PIPELINE_VERSION,
-            "sample_rate": SAMPLE_RATE,
-            "detector": self.detector,
-            "detector_weights": Path(self.detector_weights).name if self.detector_weights else None,
-            **{
-                name: getattr(self, name)
-                for name in (
-                    "views",
-                    "face_size",
-                    "margin",
-                    "face_format",
-                    "num_candidates",
-                    "min_face_size",
-                    "seed",
-                    "normalize_loudness",
-                    "loudness_target",
-                    "min_duration",
-                    "max_duration",
-                    "silence_dbfs",
-                    "language",
-                )
-            },
-        }
-        return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -196,7 +110,7 @@ def _audio(item: SourceItem, config: PrepareConfig) -> np.ndarray:
     if not path:
         raise SkipItem("no_audio", "the item names no audio or video file")
     try:
-        wave = load_audio(path, SAMPLE_RATE)
+        wave = read_audio_track(path, SAMPLE_RATE)
         check_audio(wave, SAMPLE_RATE, config.min_duration, config.max_duration, config.silence_dbfs)
     except (MediaError, AudioRejected) as error:
         raise SkipItem(error.reason, error.detail) from error
@@ -342,18 +256,7 @@ def _make_detector(config: PrepareConfig) -> FaceDetector:
 
 
 def _init_worker(config: PrepareConfig, work: str) -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
+    use_one_thread(opencv=True)
     _WORKER.update(config=config, work=Path(work), detector=_make_detector(config))
 
 
@@ -423,120 +326,6 @@ def _label_speakers(
     return labels
 
 
-def _examples(records: list[dict], folders: dict[str, Path]) -> Iterator[dict[str, Any]]:
-    for meta in records:
-        folder = folders[meta["id"]]
-        yield {
-            "id": meta["id"],
-            "speaker": meta["speaker"],
-            "text": meta["text"],
-            "phonemes": meta["phonemes"],
-            "audio": {"bytes": (folder / "audio.flac").read_bytes(), "path": f"{folder.name}.flac"},
-            "duration": meta["duration"],
-            "faces": [{"bytes": (folder / name).read_bytes(), "path": None} for name in meta["face_files"]],
-            "num_views": meta["num_views"],
-            "gender": meta["gender"],
-            "race": meta["race"],
-        }
-
-
-def _write_dataset(by_split: dict[str, list[dict]], folders: dict[str, Path], out: Path, work: Path) -> None:
-    from datasets import Dataset, DatasetDict
-
-    for split in SPLITS:  # a rebuilt dataset replaces the old one entirely
-        shutil.rmtree(out / split, ignore_errors=True)
-    (out / "dataset_dict.json").unlink(missing_ok=True)
-    cache = Path(tempfile.mkdtemp(prefix="hf-cache-", dir=work))
-    try:
-        splits = {}
-        for split in SPLITS:
-            records = by_split.get(split, [])
-            if records:
-                splits[split] = Dataset.from_generator(
-                    _examples,
-                    features=FEATURES,
-                    gen_kwargs={"records": records, "folders": {m["id"]: folders[m["id"]] for m in records}},
-                    cache_dir=str(cache),
-                )
-            else:
-                splits[split] = Dataset.from_dict({name: [] for name in FEATURES}, features=FEATURES)
-        # one shard at least, or an empty split cannot be loaded back
-        DatasetDict(splits).save_to_disk(str(out), num_shards={s: 1 for s in SPLITS if not by_split.get(s)} or None)
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
-
-
-def _distribution(values: list[int], labels: Sequence[str]) -> dict[str, dict[str, float]]:
-    counts = Counter(values)
-    total = max(len(values), 1)
-    names = [*labels, "missing"]
-    ids = [*range(len(labels)), MISSING_LABEL]
-    return {name: {"count": counts[i], "percent": round(100.0 * counts[i] / total, 2)} for name, i in zip(names, ids)}
-
-
-def _report(
-    config: PrepareConfig,
-    by_split: dict[str, list[dict]],
-    skipped: list[dict],
-    discovered: int,
-    processed_now: int,
-    processing_seconds: float,
-    seconds: float,
-) -> dict[str, Any]:
-    kept = [meta for split in SPLITS for meta in by_split.get(split, [])]
-    speakers = {meta["speaker"]: meta for meta in kept}
-
-    def stats(records: list[dict]) -> dict[str, Any]:
-        return {
-            "utterances": len(records),
-            "speakers": len({m["speaker"] for m in records}),
-            "hours": round(sum(m["duration"] for m in records) / 3600.0, 4),
-        }
-
-    config_dict = dataclasses.asdict(config)
-    config_dict["lrs3_subsets"] = list(config.lrs3_subsets)
-    return {
-        "source": config.source,
-        "root": str(config.root),
-        "config": config_dict,
-        "splits": {split: stats(by_split.get(split, [])) for split in SPLITS},
-        "total": stats(kept),
-        "gender": {
-            "by_utterance": _distribution([m["gender"] for m in kept], GENDER_LABELS),
-            "by_speaker": _distribution([m["gender"] for m in speakers.values()], GENDER_LABELS),
-        },
-        "race": {
-            "by_utterance": _distribution([m["race"] for m in kept], RACE_LABELS),
-            "by_speaker": _distribution([m["race"] for m in speakers.values()], RACE_LABELS),
-        },
-        "views_per_utterance": {
-            str(n): sum(1 for m in kept if m["num_views"] == n) for n in range(1, config.views + 1)
-        },
-        "skipped": {
-            "count": len(skipped),
-            "by_reason": dict(sorted(Counter(m["reason"] for m in skipped).items())),
-            "items": [
-                {key: m.get(key) for key in ("id", "speaker", "path", "reason", "detail")}
-                for m in sorted(skipped, key=lambda m: m["id"])
-            ],
-        },
-        "processing": {
-            "discovered": discovered,
-            "kept": len(kept),
-            "skipped": len(skipped),
-            "processed_this_run": processed_now,
-            "from_cache": discovered - processed_now,
-            "seconds": round(seconds, 2),
-            "processing_seconds": round(processing_seconds, 2),
-            "clips_per_minute": (
-                round(60.0 * processed_now / processing_seconds, 2)
-                if processed_now and processing_seconds > 0
-                else None
-            ),
-        },
-    }
-
-
 @dataclass
 class PrepareResult:
     """What `prepare` did: where the dataset is and its report."""
@@ -599,7 +388,9 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         from datasets.utils.logging import disable_progress_bar
 
         disable_progress_bar()
-    _write_dataset(by_split, folders, out, work)
-    report = _report(config, by_split, skipped, len(items), processed_now, processing_seconds, time.monotonic() - start)
+    write_dataset(by_split, folders, out, work)
+    report = build_report(
+        config, by_split, skipped, len(items), processed_now, processing_seconds, time.monotonic() - start
+    )
     (out / REPORT_NAME).write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return PrepareResult(out=out, report=report)

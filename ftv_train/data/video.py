@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MediaError", "VideoInfo", "load_audio", "probe_video", "read_frames", "sample_frame_indices"]
+from ftv_train.common.audio import SAMPLE_RATE
+
+__all__ = ["MediaError", "VideoInfo", "probe_video", "read_audio_track", "read_frames", "sample_frame_indices"]
 
 
 class MediaError(RuntimeError):
@@ -124,8 +126,12 @@ def read_frames(path: str | os.PathLike[str], indices: list[int] | set[int]) -> 
     return frames
 
 
-def load_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> np.ndarray:
+def read_audio_track(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The first audio track of a video or audio file as mono float32 at `sample_rate` (channels averaged).
+
+    Not `ftv_train.common.audio.load_audio` (soundfile + torchaudio, for audio files and bytes): this one opens any
+    container FFmpeg does, resamples with libswresample, and raises `MediaError` codes for the report; prepared
+    datasets were made with it, so it stays their decoder.
 
     Strict on purpose, unlike `read_frames`: a partly decodable track would pair the full transcript with part of
     the speech, so any decoding error raises `MediaError("corrupt_media")`; no track raises ``no_audio``.

@@ -1,0 +1,144 @@
+"""The corpus's voice design: the base voices of the offline engines, the two pools, and each identity's voice.
+
+Voices: one speaker per identity. A base voice from the label's pool is re-synthesised with the WORLD vocoder
+(`ftv_train.corpus.world`): the F0 contour is scaled so its median hits the identity's target (intonation kept), the
+spectral envelope is warped along frequency (vocal-tract length: > 1 shorter tract, formants up) and the frame rate
+is changed (speaking rate). Where in each range an identity lands is its face's position on that axis
+(`ftv_train.corpus.voice_mapping`), so the identity part of a voice follows the face:
+
+=========  ==================================================  ============  ===========  ==========
+label      base voice pool                                     F0 median Hz  env. warp    rate
+=========  ==================================================  ============  ===========  ==========
+male       piper:joe, flite:kal16/awb/rms, festival:kal/ked,   95 - 145      0.94 - 1.04  0.92 - 1.08
+           espeak-ng:en-us+m3
+female     flite:slt, festival:slt-hts, espeak-ng:en-us+f2/f4  175 - 235     1.00 - 1.08  0.92 - 1.08
+missing    the pool whose mean face is nearest                 that pool's   that pool's  that pool's
+=========  ==================================================  ============  ===========  ==========
+
+The F0 range is narrowed to what the chosen base voice reaches within ``MAX_SHIFT_SEMITONES`` (6) of its own median
+F0 (``BaseVoice.f0``; e.g. Piper joe speaks at ~167 Hz, so its speakers get 118-145 Hz): bigger shifts are where
+WORLD re-synthesis starts to sound buzzy.
+
+Age shifts (applied to the drawn values): under 13: F0 x2^(4/12), warp +0.05, rate x1.03 (children);
+13-17: male F0 x2^(2/12); 60 and over: female F0 x2^(-2/12), male F0 x2^(1/12), rate x0.94. Ages are the numeric
+age or the middle of the age group; unknown age shifts nothing.
+
+The engines themselves are `ftv_train.corpus.engines`; `BASE_VOICES` names each voice's engine by its registry name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ftv_train.corpus.engines import ENGINES, EngineUnavailableError, apt_packages, get_engine
+from ftv_train.corpus.faces import Identity
+
+__all__ = [
+    "BASE_VOICES",
+    "MAX_SHIFT_SEMITONES",
+    "POOL_RANGES",
+    "BaseVoice",
+    "VoiceParams",
+    "base_voice",
+    "check_engines",
+    "synthesize_base",
+    "voice_params",
+]
+
+MAX_SHIFT_SEMITONES = 6.0
+
+
+@dataclass(frozen=True)
+class BaseVoice:
+    """A voice of an offline engine: ``engine`` is its registry name (`ftv_train.corpus.engines.ENGINES`)."""
+
+    name: str
+    engine: str
+    voice: str
+    pool: str  # "male" or "female": the labels it serves
+    f0: float  # its own median F0 in Hz (measured with `estimate_f0` on five prompts)
+
+
+BASE_VOICES: tuple[BaseVoice, ...] = (
+    BaseVoice("piper:joe", "piper", "en_US-joe-medium", "male", 167.0),
+    BaseVoice("flite:kal16", "flite", "kal16", "male", 89.0),
+    BaseVoice("flite:awb", "flite", "awb", "male", 125.0),
+    BaseVoice("flite:rms", "flite", "rms", "male", 100.0),
+    BaseVoice("festival:kal", "festival", "kal_diphone", "male", 101.0),
+    BaseVoice("festival:ked", "festival", "ked_diphone", "male", 101.0),
+    BaseVoice("espeak-ng:en-us+m3", "espeak-ng", "en-us+m3", "male", 104.0),
+    BaseVoice("flite:slt", "flite", "slt", "female", 169.0),
+    BaseVoice("festival:slt-hts", "festival", "cmu_us_slt_arctic_hts", "female", 172.0),
+    BaseVoice("espeak-ng:en-us+f2", "espeak-ng", "en-us+f2", "female", 195.0),
+    BaseVoice("espeak-ng:en-us+f4", "espeak-ng", "en-us+f4", "female", 179.0),
+)
+
+
+def base_voice(name: str) -> BaseVoice:
+    """The base voice called `name` (`BaseVoice.name`, as `VoiceParams.base` stores it)."""
+    return next(voice for voice in BASE_VOICES if voice.name == name)
+
+
+def check_engines(voices: tuple[BaseVoice, ...] = BASE_VOICES) -> None:
+    """Fail early, naming the apt/pip package, when an engine or voice the pools use is missing."""
+    problems = []
+    for engine in ENGINES.values():
+        used = [voice.voice for voice in voices if voice.engine == engine.name]
+        if used:
+            problems += engine.problems(used)
+    if problems:
+        raise EngineUnavailableError(
+            "The offline corpus needs these voice engines: " + "; ".join(problems) + ". All apt packages: "
+            f"apt-get install {' '.join(apt_packages())}"
+        )
+
+
+def synthesize_base(voice: BaseVoice, text: str) -> tuple[np.ndarray, int]:
+    """Speak `text` with a base voice: (mono float32 samples, their native sample rate)."""
+    return get_engine(voice.engine).synthesize(text, voice.voice)
+
+
+@dataclass(frozen=True)
+class VoiceParams:
+    """One speaker's voice: base voice name, target median F0 (Hz), envelope warp factor, speaking-rate factor."""
+
+    base: str
+    f0: float
+    warp: float
+    rate: float
+
+
+POOL_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "male": {"f0": (95.0, 145.0), "warp": (0.94, 1.04), "rate": (0.92, 1.08)},
+    "female": {"f0": (175.0, 235.0), "warp": (1.00, 1.08), "rate": (0.92, 1.08)},
+}
+
+
+def voice_params(identity: Identity, position: dict[str, float], pool: str) -> VoiceParams:
+    """The identity's voice: its gender ``pool`` (the label, or the nearest pool for unlabelled faces) picks the base
+    voices and ranges, its face's ``position`` on each axis (`ftv_train.corpus.voice_mapping`, in (0, 1)) the base voice
+    and the point in each range, and its age label the child/teen/senior shifts."""
+    voices = [v for v in BASE_VOICES if v.pool == pool]
+    base = voices[min(int(position["base"] * len(voices)), len(voices) - 1)]
+    ranges = POOL_RANGES[pool]
+    # the pool's F0 range, narrowed to what this base voice reaches within MAX_SHIFT_SEMITONES (speech stays clean)
+    low = max(ranges["f0"][0], base.f0 * 2 ** (-MAX_SHIFT_SEMITONES / 12))
+    high = min(ranges["f0"][1], base.f0 * 2 ** (MAX_SHIFT_SEMITONES / 12))
+    f0 = low + position["f0"] * (high - low) if low < high else min(max(base.f0, ranges["f0"][0]), ranges["f0"][1])
+
+    def along(axis: str) -> float:
+        start, stop = ranges[axis]
+        return start + position[axis] * (stop - start)
+
+    warp, rate = along("warp"), along("rate")
+    age = identity.age
+    if age is not None and age < 13:
+        f0, warp, rate = f0 * 2 ** (4 / 12), warp + 0.05, rate * 1.03
+    elif age is not None and age < 18 and pool == "male":
+        f0 *= 2 ** (2 / 12)
+    elif age is not None and age >= 60:
+        f0 *= 2 ** (-2 / 12) if pool == "female" else 2 ** (1 / 12)
+        rate *= 0.94
+    return VoiceParams(base=base.name, f0=round(f0, 2), warp=round(warp, 4), rate=round(rate, 4))
