@@ -33,15 +33,8 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from ftv_model import FTVConfig  # noqa: E402
-from ftv_model.synthesis import (  # noqa: E402
-    GET_MODEL_HELP,
-    MAX_PHOTOS,
-    MAX_TEXT_CHARS,
-    NO_MODEL_HELP,
-    ModelUnavailableError,
-    Synthesizer,
-    add_model_arguments,
-)
+from ftv_model.loading import GET_MODEL_HELP, NO_MODEL_HELP, add_model_arguments  # noqa: E402
+from ftv_model.synthesis import MAX_PHOTOS, MAX_TEXT_CHARS, ModelUnavailableError, Synthesizer  # noqa: E402
 from ftv_model.voice_directions import MAX_STEPS  # noqa: E402
 from ftv_model.voice_profile import VoiceProfile  # noqa: E402
 

@@ -16,15 +16,11 @@ import argparse
 import os
 import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from tests.test_app import FACE, app_env, running_app, wav_info  # noqa: E402
+from app_client import FACE, app_env, predict, running_app, wav_info  # beside this script (benchmarks/)
 
 SENTENCE = "The birch canoe slid on the smooth planks, and glue the sheet to the dark blue background."
 PARTS = ("face detection", "processing", "model", "encoding", "total")
@@ -56,7 +52,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a trained checkpoint (default: random default config)")
     args = parser.parse_args()
 
-    from gradio_client import Client, handle_file
+    from gradio_client import Client
 
     with tempfile.TemporaryDirectory(prefix="ftv-bench-") as scratch:
         scratch_dir = Path(scratch)
@@ -69,9 +65,7 @@ def main() -> None:
 
             def click(rate: float) -> tuple[float, float, dict[str, float]]:
                 begin = time.perf_counter()
-                audio, _, _, _, details, _ = client.predict(
-                    handle_file(str(FACE)), None, None, SENTENCE, True, rate, 0.667, 0.8, 0, api_name="/synthesize"
-                )
+                audio, _, _, _, details, _ = predict(client, FACE, SENTENCE, settings=(rate, 0.667, 0.8), seed=0)
                 elapsed = time.perf_counter() - begin
                 return elapsed, wav_info(audio)["frames"] / 16000, server_timings(details)
 

@@ -11,15 +11,11 @@ and the last (the target: within 10%). Linux only (reads /proc).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from tests.test_app import FACE, OTHER_FACE, app_env, running_app  # noqa: E402
+from app_client import FACE, OTHER_FACE, app_env, predict, running_app  # beside this script (benchmarks/)
 
 SENTENCES = [
     "Hello there.",
@@ -56,21 +52,18 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="checkpoint (default: the bundled one)")
     args = parser.parse_args()
 
-    from gradio_client import Client, handle_file
+    from gradio_client import Client
 
     with tempfile.TemporaryDirectory(prefix="ftv-memory-") as scratch:
         model_args = ["--model", args.model] if args.model else []
         with running_app(model_args, Path(scratch) / "app.log", env=app_env()) as url:
             pid = app_pid(int(url.rstrip("/").rsplit(":", 1)[1]))
             client = Client(url, verbose=False, download_files=str(Path(scratch) / "downloads"))
-            faces = [handle_file(str(FACE)), handle_file(str(OTHER_FACE))]
+            faces = [FACE, OTHER_FACE]
             rss: dict[int, float] = {}
             start = time.perf_counter()
             for i in range(1, args.requests + 1):
-                client.predict(
-                    faces[i % 2], None, None, SENTENCES[i % len(SENTENCES)], True, 1.0, 0.667, 0.8, i,
-                    api_name="/synthesize",
-                )  # fmt: skip
+                predict(client, faces[i % 2], SENTENCES[i % len(SENTENCES)], seed=i)
                 if i == 1 or i % 20 == 0:
                     rss[i] = rss_mib(pid)
                     print(

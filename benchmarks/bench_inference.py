@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
+from timing import ModuleTimer, synthesis_parts  # beside this script (benchmarks/)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.timing import ModuleTimer, synthesis_parts  # noqa: E402
-from ftv_model import FTVConfig, FTVModel, FTVProcessor  # noqa: E402
+from ftv_model import FTVConfig, FTVModel, FTVProcessor
 
 SENTENCE = "The birch canoe slid on the smooth planks, and glue the sheet to the dark blue background."
 

@@ -23,19 +23,17 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import ModuleTimer, synthesis_parts  # beside this script (benchmarks/)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.timing import ModuleTimer, synthesis_parts  # noqa: E402
-from ftv_model import FTVModel, FTVProcessor  # noqa: E402
-from ftv_model.piper_import import model_from_piper, piper_scales, read_piper_settings  # noqa: E402
+from ftv_model import FTVModel, FTVProcessor
+from ftv_model.piper_import import from_piper
+from ftv_model.piper_voice_config import piper_scales, read_piper_settings
 
 SENTENCE = "The birch canoe slid on the smooth planks, and glue the sheet to the dark blue background."
 PARTS = {"enc_p": "text encoder", "dp": "duration predictor", "flow": "flow", "dec": "decoder"}
@@ -93,7 +91,7 @@ def main() -> None:
     if args.model:
         model, processor = FTVModel.from_pretrained(args.model), FTVProcessor.from_pretrained(args.model)
     else:
-        model, processor = model_from_piper(args.onnx)[0], FTVProcessor.from_piper(args.onnx)
+        model, processor = from_piper(args.onnx)
     model.eval()
     print(
         f"FTV model ready in {time.perf_counter() - start:.1f} s ({sum(p.numel() for p in model.parameters()):,} "

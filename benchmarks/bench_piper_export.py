@@ -13,14 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SENTENCE = "The birch canoe slid on the smooth planks, and glue the sheet to the dark blue background."
 FACE = Path(__file__).resolve().parents[1] / "examples" / "faces" / "london_003.jpg"

@@ -65,19 +65,14 @@ def register_auto_classes() -> None:
     if _registered:
         return
     _registered = True
-    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor, AutoTokenizer
+    from transformers import AutoModel
 
     from .configuration_ftv import FTVConfig
-    from .image_processing_ftv import FTVImageProcessor
     from .modeling_ftv import FTVModel
-    from .processing_ftv import FTVProcessor
-    from .tokenization_ftv import FTVTokenizer
+    from .processing_ftv import register_processing_auto_classes
 
-    AutoConfig.register(FTVConfig.model_type, FTVConfig, exist_ok=True)
+    register_processing_auto_classes()  # config, tokenizer, image processor, processor
     AutoModel.register(FTVConfig, FTVModel, exist_ok=True)
-    AutoTokenizer.register(FTVConfig, slow_tokenizer_class=FTVTokenizer, exist_ok=True)
-    AutoImageProcessor.register(FTVConfig, slow_image_processor_class=FTVImageProcessor, exist_ok=True)
-    AutoProcessor.register(FTVConfig, FTVProcessor, exist_ok=True)
 
 
 def __getattr__(name: str) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 from transformers import PretrainedConfig, VitsConfig
 
 from .attributes import GENDER_LABELS, RACE_LABELS
+from .face_encoder import check_face_encoder_name
 
 # Backbone fields passed through to transformers' VitsConfig unchanged.
 VITS_FIELDS = (
@@ -52,10 +53,25 @@ VITS_FIELDS = (
     "wavenet_dropout",
     "sampling_rate",
 )
+# Settings older config.json files carry that belong to training now (TrainConfig; the discriminator's own config).
+# FTVConfig has no such parameter and reads none of them: such a file loads with them as inert attributes, kept so
+# that its config, and the voice-profile fingerprint taken over it, stay what they were.
+TRAINING_SETTINGS = (
+    "mel_loss_weight",
+    "kl_loss_weight",
+    "duration_loss_weight",
+    "attribute_loss_weight",
+    "audio_attribute_loss_weight",
+    "feature_matching_loss_weight",
+    "adversarial_loss_weight",
+    "discriminator_periods",
+    "discriminator_use_scale",
+    "discriminator_width",
+)
 
 
 class FTVConfig(PretrainedConfig):
-    r"""Configuration of [`FTVModel`]: face encoder, face conditioning, VITS backbone, attribute heads, losses.
+    r"""Configuration of [`FTVModel`]: face encoder, face conditioning, VITS backbone, attribute heads.
 
     Face encoder (`face_encoder_type="nest"`): a NesT (timm) over `image_size` faces cut into `patch_size` patches;
     `face_num_levels=3` gives 16 -> 4 -> 1 blocks merged by facial granularity aggregation (conv3x3 -> LayerNorm ->
@@ -75,8 +91,11 @@ class FTVConfig(PretrainedConfig):
     flow, posterior encoder, duration predictor and decoder as multi-speaker VITS does with speaker embeddings.
 
     Attribute heads: `use_face_attribute_head` (F -> two FC layers -> gender/race) and
-    `use_audio_attribute_head` (synthesized segment -> linear resampling to `audio_attribute_length` -> linear),
-    combined as `L_attr = L_face + audio_attribute_loss_weight * L_audio`.
+    `use_audio_attribute_head` (synthesized segment -> linear resampling to `audio_attribute_length` -> linear).
+
+    Loss weights and the discriminator are training settings, owned by the training config
+    (`ftv_train.training.config.TrainConfig`; the discriminator saves its own `FTVDiscriminatorConfig`). A
+    config.json written when they lived here still loads; nothing reads those keys (`TRAINING_SETTINGS`).
 
     Training: `decoder_latents="posterior"` is VITS (the decoder learns from a random segment of the recording's
     posterior latents). `"prior"` feeds it what synthesis will: the prior's latents (text-encoder means and
@@ -182,17 +201,6 @@ class FTVConfig(PretrainedConfig):
         segment_size: int = 8192,
         decoder_latents: str = "posterior",
         decoder_prior_noise_scale: float = 0.667,
-        mel_loss_weight: float = 45.0,
-        kl_loss_weight: float = 1.0,
-        duration_loss_weight: float = 1.0,
-        attribute_loss_weight: float = 1.0,
-        audio_attribute_loss_weight: float = 0.3,
-        feature_matching_loss_weight: float = 1.0,
-        adversarial_loss_weight: float = 1.0,
-        # --- discriminator ---
-        discriminator_periods: tuple[int, ...] | list[int] = (2, 3, 5, 7, 11),
-        discriminator_use_scale: bool = True,
-        discriminator_width: float = 1.0,
         # --- inference ---
         speaking_rate: float = 1.0,
         noise_scale: float = 0.667,
@@ -204,8 +212,7 @@ class FTVConfig(PretrainedConfig):
         inference_only: bool = False,
         **kwargs: Any,
     ) -> None:
-        if face_encoder_type not in ("nest", "vit"):
-            raise ValueError(f"face_encoder_type must be 'nest' or 'vit', got {face_encoder_type!r}.")
+        check_face_encoder_name(face_encoder_type)  # one of face_encoder.FACE_ENCODERS
         if face_descriptor not in (None, "dlib-resnet-v1"):
             raise ValueError(f"face_descriptor must be None or 'dlib-resnet-v1', got {face_descriptor!r}.")
         if hop_length != _product(upsample_rates):
@@ -315,17 +322,6 @@ class FTVConfig(PretrainedConfig):
         self.segment_size = segment_size
         self.decoder_latents = decoder_latents
         self.decoder_prior_noise_scale = decoder_prior_noise_scale
-        self.mel_loss_weight = mel_loss_weight
-        self.kl_loss_weight = kl_loss_weight
-        self.duration_loss_weight = duration_loss_weight
-        self.attribute_loss_weight = attribute_loss_weight
-        self.audio_attribute_loss_weight = audio_attribute_loss_weight
-        self.feature_matching_loss_weight = feature_matching_loss_weight
-        self.adversarial_loss_weight = adversarial_loss_weight
-
-        self.discriminator_periods = list(discriminator_periods)
-        self.discriminator_use_scale = discriminator_use_scale
-        self.discriminator_width = discriminator_width
 
         self.speaking_rate = speaking_rate
         self.noise_scale = noise_scale
@@ -338,7 +334,7 @@ class FTVConfig(PretrainedConfig):
             raise ValueError(f"face_attribute_temperatures must be positive, got {bad}.")
         self.voice_directions = dict(voice_directions or {})
         self.inference_only = inference_only
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # an older file's TRAINING_SETTINGS stay in kwargs: inert attributes
 
     @property
     def attribute_labels(self) -> dict[str, list[str]]:

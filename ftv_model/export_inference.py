@@ -7,13 +7,13 @@ leaves the discriminator behind, then stores the weights in float16 (about a thi
 result loads with `FTVModel.from_pretrained` (computing in float32 unless a dtype is given) and synthesizes the
 same audio up to float16 rounding; its config says `inference_only: true`, and training from it stops with a
 clear error. The source's model card is kept and given an "Inference export" section; its sentence on what the
-files hold (a training export's names `discriminator/`) is replaced with `FILES_SENTENCE`, which is true here.
+files hold (a training export's names `discriminator/`) is replaced with `model_card.INFERENCE_FILES_SENTENCE`,
+which is true here.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -21,25 +21,11 @@ from pathlib import Path
 import torch
 
 from .loading import CheckpointNotFoundError
+from .model_card import with_files_sentence
 from .modeling_ftv import FTVModel
 from .processing_ftv import FTVProcessor
 
 CARD_NAME = "README.md"
-# What an inference export holds: each file named here is written by `export_inference` (tests check they exist).
-FILES_SENTENCE = (
-    "The files hold the generator (`FTVModel`: `config.json`, `model.safetensors`) without its training-only modules "
-    "and its processor (`FTVProcessor`: `processor_config.json`, `tokenizer_config.json`, `vocab.json`): an "
-    "inference-only export, with no posterior encoder and no discriminator, so training cannot be continued from it."
-)
-# The files sentence of a training export's card (ftv_train.training.model_card), to the end of its paragraph.
-_FILES_PARAGRAPH = re.compile(r"The files hold\b.*?(?=\n\s*\n|\Z)", re.DOTALL)
-
-
-def inference_card(card: str) -> str:
-    """`card` made true for an inference export: `FILES_SENTENCE` replaces its sentence on what the files hold (a
-    training card's says the folder holds `discriminator/`), or is added when it has none."""
-    card, replaced = _FILES_PARAGRAPH.subn(lambda _: FILES_SENTENCE, card, count=1)
-    return card if replaced else f"{card.rstrip()}\n\n{FILES_SENTENCE}\n"
 
 
 def export_inference(source: str | Path, destination: str | Path, dtype: torch.dtype = torch.float16) -> Path:
@@ -55,7 +41,10 @@ def export_inference(source: str | Path, destination: str | Path, dtype: torch.d
     destination.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(destination))
     processor.save_pretrained(str(destination))
-    card = inference_card((source / CARD_NAME).read_text() if (source / CARD_NAME).is_file() else "# FTV model\n")
+    # The source's card made true for this folder: its sentence on the files (a training card's names
+    # `discriminator/`) becomes the inference export's, or is added when the card has none.
+    source_card = (source / CARD_NAME).read_text() if (source / CARD_NAME).is_file() else "# FTV model\n"
+    card = with_files_sentence(source_card, "inference")
     card += (
         "\n## Inference export\n\n"
         f"Exported from `{source}` with `python -m ftv_model.export_inference`: {after:,} of {before:,} parameters "

@@ -1,5 +1,11 @@
-"""Finding a checkpoint: one clear error when it cannot be loaded (shared by the model and the processor), the
-bundled default, and the `--model` flags of the app and the CLI (light imports, so `--help` answers at once).
+"""Finding a checkpoint: where a model comes from when none is given, one clear error when it cannot be loaded
+(shared by the model and the processor), and the `--model` flags of the app and the CLIs (light imports, so
+`--help` answers at once).
+
+The default model location has one owner, this module (`resolve_model_source`): the `--model` argument, else
+$FTV_MODEL, else `BUNDLED_CHECKPOINT`, the `checkpoints/ftv-offline` folder of the source checkout this package
+runs from. scripts/setup.sh installs the checkout in editable mode, so `python app.py`, `ftv-synthesize` and
+`ftv-export-piper` find it from any folder; an install without the checkout needs `--model` or $FTV_MODEL.
 
 transformers reports a missing local directory as an invalid Hub repo id, and an offline miss as a cache error;
 a user needs to hear what was looked for and how to get a checkpoint instead.
@@ -13,11 +19,30 @@ from pathlib import Path
 
 from huggingface_hub.errors import HFValidationError
 
-# The checkpoint bundled with the repository (the app's and the CLI's default); an installed checkout (scripts/setup.sh
-# installs it in editable mode) finds it from any folder.
+# The checkpoint bundled with the repository: the default model when neither --model nor $FTV_MODEL names one.
 BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ftv-offline"
-
+MODEL_ENV = "FTV_MODEL"
 ALLOW_UNTRAINED_ENV = "FTV_ALLOW_UNTRAINED"
+
+GET_MODEL_HELP = (
+    "Train one (see train/ and the README), put it at checkpoints/ftv-offline, or point to one with "
+    f"--model PATH_OR_HUB_ID (or ${MODEL_ENV})."
+)
+NO_MODEL_HELP = f"{GET_MODEL_HELP} To try the pipeline with random weights (only noise), pass --allow-untrained."
+
+
+def resolve_model_source(model: str | os.PathLike[str] | None = None) -> str | None:
+    """Where to load the model from: the argument, else $FTV_MODEL, else `BUNDLED_CHECKPOINT` if it exists.
+
+    Returns a local directory or a Hub id, or None when nothing is configured.
+    """
+    if model is not None and str(model).strip():
+        return str(model).strip()
+    if os.environ.get(MODEL_ENV, "").strip():
+        return os.environ[MODEL_ENV].strip()
+    if (BUNDLED_CHECKPOINT / "config.json").is_file():
+        return str(BUNDLED_CHECKPOINT)
+    return None
 
 
 class CheckpointNotFoundError(OSError):
@@ -47,7 +72,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="checkpoint directory or Hub id (default: $FTV_MODEL, else checkpoints/ftv-offline)",
+        help=f"checkpoint directory or Hub id (default: ${MODEL_ENV}, else checkpoints/ftv-offline)",
     )
     parser.add_argument(
         "--allow-untrained",

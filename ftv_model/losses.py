@@ -1,9 +1,11 @@
-"""VITS's training losses: KL between posterior and prior, least-squares adversarial losses and feature matching.
-The mel reconstruction and duration losses are computed inside `FTVModel`'s training forward; the attribute
-loss lives with the attribute heads.
+"""VITS's training losses: KL between posterior and prior, least-squares adversarial losses and feature matching,
+and how the generator's terms are weighted. The mel reconstruction and duration losses are computed inside
+`FTVModel`'s training forward; the attribute loss lives with the attribute heads.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -47,3 +49,42 @@ def feature_matching_loss(
         for real, fake in zip(real_maps, fake_maps):
             loss = loss + torch.mean(torch.abs(real.detach().float() - fake.float()))
     return loss * 2
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """How the generator's loss terms are summed. A training run's weights are its training config's
+    (`TrainConfig.loss_weights()`); the defaults are VITS's and the paper's, which `FTVModel`'s own `loss` output
+    uses (`PAPER_LOSS_WEIGHTS`) so that a plain loop has one number to minimise."""
+
+    mel_loss_weight: float = 45.0
+    kl_loss_weight: float = 1.0
+    duration_loss_weight: float = 1.0
+    attribute_loss_weight: float = 1.0
+    audio_attribute_loss_weight: float = 0.3  # L_attr = L_face + this x L_audio (the paper's bilateral loss)
+    feature_matching_loss_weight: float = 1.0
+    adversarial_loss_weight: float = 1.0
+
+    def combined_attribute_loss(self, face_attribute: torch.Tensor, audio_attribute: torch.Tensor) -> torch.Tensor:
+        """L_attr: the face head's attribute loss plus the weighted audio head's."""
+        return face_attribute + self.audio_attribute_loss_weight * audio_attribute
+
+    def reconstruction_loss(
+        self,
+        mel: torch.Tensor,
+        kl: torch.Tensor,
+        duration: torch.Tensor,
+        face_attribute: torch.Tensor,
+        audio_attribute: torch.Tensor,
+    ) -> torch.Tensor:
+        """The generator's loss without the discriminator's terms (the adversarial and feature-matching terms are
+        added to it with `adversarial_loss_weight` and `feature_matching_loss_weight`)."""
+        return (
+            self.mel_loss_weight * mel
+            + self.kl_loss_weight * kl
+            + self.duration_loss_weight * duration
+            + self.attribute_loss_weight * self.combined_attribute_loss(face_attribute, audio_attribute)
+        )
+
+
+PAPER_LOSS_WEIGHTS = LossWeights()

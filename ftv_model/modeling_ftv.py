@@ -47,7 +47,7 @@ from .configuration_ftv import FTVConfig
 from .face_descriptor import DescriptorFusion
 from .face_encoder import FaceEncoder
 from .loading import raise_checkpoint_error
-from .losses import kl_loss
+from .losses import PAPER_LOSS_WEIGHTS, kl_loss
 from .voice_profile import VoiceProfile, VoiceProfileError, model_fingerprint
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -82,8 +82,9 @@ class FTVModelOutput(ModelOutput):
 class FTVTrainingOutput(ModelOutput):
     """Training output: the generator's non-adversarial loss and the segments the discriminator scores.
 
-    loss = mel_loss_weight * mel + kl_loss_weight * kl + duration_loss_weight * duration
-           + attribute_loss_weight * (face_attribute + audio_attribute_loss_weight * audio_attribute).
+    loss = 45 * mel + kl + duration + (face_attribute + 0.3 * audio_attribute): the terms summed with the paper's
+    weights (`losses.PAPER_LOSS_WEIGHTS`). A training run sums the separate terms with its own weights (its
+    training config's `LossWeights`), so no weight is read from the model config.
     """
 
     loss: torch.Tensor | None = None
@@ -1051,14 +1052,9 @@ class FTVModel(FTVPreTrainedModel):
             audio_attribute_loss = attribute_loss(self.audio_attribute_head(predicted_waveform.squeeze(1)), labels)
         else:
             audio_attribute_loss = zero
-        total_attribute_loss = face_attribute_loss + config.audio_attribute_loss_weight * audio_attribute_loss
-
-        loss = (
-            config.mel_loss_weight * mel_loss
-            + config.kl_loss_weight * kl
-            + config.duration_loss_weight * duration_loss
-            + config.attribute_loss_weight * total_attribute_loss
-        )
+        weights = PAPER_LOSS_WEIGHTS
+        total_attribute_loss = weights.combined_attribute_loss(face_attribute_loss, audio_attribute_loss)
+        loss = weights.reconstruction_loss(mel_loss, kl, duration_loss, face_attribute_loss, audio_attribute_loss)
         return FTVTrainingOutput(
             loss=loss,
             mel_loss=mel_loss,
@@ -1152,19 +1148,6 @@ class FTVModel(FTVPreTrainedModel):
             "backbone": total - face - face_layers - heads,
             "total": total,
         }
-
-    @classmethod
-    def from_piper(cls, onnx_path: str | Path, json_path: str | Path | None = None, **config_overrides) -> FTVModel:
-        """Build an FTVModel whose backbone is a Piper ONNX voice (the `.onnx.json` beside it is found).
-
-        Sizes come from the voice's tensors and JSON; what an inference export lacks (posterior encoder, the
-        duration predictor's posterior flows, face parts) starts fresh, and the face conditioning starts at zero,
-        so the model speaks exactly like the voice until trained. `config_overrides` set non-backbone fields
-        (e.g. face encoder sizes). See `ftv_model.piper_import`.
-        """
-        from .piper_import import model_from_piper
-
-        return model_from_piper(onnx_path, json_path, **config_overrides)[0]
 
     def init_backbone_from_vits(self, vits_model_or_path: str | Path | nn.Module, **kwargs) -> list[str]:
         """Copy a transformers VITS checkpoint (Hub id, local directory or VitsModel) into the backbone.

@@ -17,18 +17,17 @@ gives ftv's own synthesis of the same phoneme ids (tests/test_piper_export.py).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
 from transformers.models.vits.modeling_vits import VitsAttention
 
+from .model_card import CONSENT_NOTE, FTV_CODE_ROW, JOE_VOICE_LICENCE, licences_section
 from .voice_profile import VoiceProfile
 
 OPSET = 15
@@ -179,10 +178,16 @@ voice, to use in the tools they already speak with.
 - Face reading it was conditioned on: {readings}
 - Inference defaults: noise_scale {noise_scale:g}, length_scale {length_scale:g}, noise_w {noise_w:g}; sample rate
   {sample_rate} Hz; espeak-ng voice `{language}`
-- Licence: the source model's licence applies (ftv's code is Apache-2.0; the bundled checkpoint was trained from
-  the Piper joe voice, whose recordings are CC0, and synthetic corpus voices). Only use it with the consent of the
-  person whose face it came from. Audio made with it is synthetic speech: say so where it matters.
-"""
+
+{licences}"""
+LICENCES = [
+    FTV_CODE_ROW,
+    (
+        "the voice",
+        "the source model's licence applies (the bundled checkpoint was trained from the Piper joe voice, whose "
+        f"recordings are {JOE_VOICE_LICENCE}, and synthetic corpus voices)",
+    ),
+]
 
 
 def export_piper_voice(
@@ -233,36 +238,9 @@ def export_piper_voice(
         readings=readings or "none",
         sample_rate=config["audio"]["sample_rate"],
         language=config["espeak"]["voice"],
+        licences="\n".join(licences_section(LICENCES, CONSENT_NOTE)),
         **config["inference"],
     )
     card_path = stem.parent / f"{name}.README.md"
     card_path.write_text(card, encoding="utf-8")
     return [onnx_path, json_path, card_path]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`ftv-export-piper --voice PROFILE --out NAME`: one line on stderr and exit 2 on bad input."""
-    from .loading import add_model_arguments
-
-    parser = argparse.ArgumentParser(prog="ftv-export-piper", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--voice", type=Path, required=True, metavar="PROFILE", help="voice profile (--save-voice)")
-    parser.add_argument(
-        "--out", type=Path, required=True, help="NAME: writes NAME.onnx, NAME.onnx.json, NAME.README.md"
-    )
-    add_model_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        from .synthesis import Synthesizer
-
-        profile = VoiceProfile.load(args.voice)
-        synthesizer = Synthesizer(args.model, allow_untrained=args.allow_untrained or None)
-        paths = export_piper_voice(synthesizer.model, synthesizer.processor.tokenizer, profile, args.out)
-    except ValueError as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    print("Wrote " + ", ".join(str(p) for p in paths) + ".")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from transformers import ProcessorMixin
+from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoTokenizer, ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
 
+from .configuration_ftv import FTVConfig
 from .image_processing_ftv import FTVImageProcessor
 from .loading import raise_checkpoint_error
 from .text_frontend import TextFrontendError
@@ -40,22 +40,11 @@ class FTVProcessor(ProcessorMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args: Any, **kwargs: Any) -> FTVProcessor:
-        from . import register_auto_classes
-
-        register_auto_classes()  # transformers resolves the image processor and tokenizer through the Auto classes
+        register_processing_auto_classes()  # transformers resolves the processor's parts through the Auto classes
         try:
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         except (OSError, ValueError) as error:
             raise_checkpoint_error(pretrained_model_name_or_path, "processor", error)
-
-    @classmethod
-    def from_piper(
-        cls, onnx_path: str | os.PathLike[str], json_path: str | os.PathLike[str] | None = None, **kwargs: Any
-    ) -> FTVProcessor:
-        """The processor of a Piper voice: its phoneme ids (`FTVTokenizer.from_piper`) and the default faces."""
-        from .piper_import import processor_from_piper
-
-        return processor_from_piper(onnx_path, json_path, **kwargs)
 
     def __call__(  # type: ignore[override]
         self,
@@ -97,3 +86,13 @@ class FTVProcessor(ProcessorMixin):
 
     def decode(self, *args: Any, **kwargs: Any) -> str:
         return self.tokenizer.decode(*args, **kwargs)
+
+
+def register_processing_auto_classes() -> None:
+    """Register the `ftv` config, tokenizer, image processor and processor with transformers' Auto classes
+    (idempotent): `ProcessorMixin.from_pretrained` finds a processor's parts through them. `ftv_model`'s
+    `register_auto_classes` adds the model."""
+    AutoConfig.register(FTVConfig.model_type, FTVConfig, exist_ok=True)
+    AutoTokenizer.register(FTVConfig, slow_tokenizer_class=FTVTokenizer, exist_ok=True)
+    AutoImageProcessor.register(FTVConfig, slow_image_processor_class=FTVImageProcessor, exist_ok=True)
+    AutoProcessor.register(FTVConfig, FTVProcessor, exist_ok=True)

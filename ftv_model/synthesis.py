@@ -39,7 +39,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .configuration_ftv import FTVConfig
 from .face_detection import FaceDetectionError, FaceDetector, crop_face, load_image
-from .loading import ALLOW_UNTRAINED_ENV, BUNDLED_CHECKPOINT, add_model_arguments  # noqa: F401 (re-exported)
+from .loading import ALLOW_UNTRAINED_ENV, NO_MODEL_HELP, resolve_model_source
 from .modeling_ftv import FTVModel
 from .processing_ftv import FTVProcessor
 from .text_frontend import TextFrontendError, check_script, clean_text
@@ -47,14 +47,9 @@ from .voice_directions import adjust_embedding, check_adjustments
 from .voice_profile import VoiceProfile
 
 __all__ = [
-    "ALLOW_UNTRAINED_ENV",
-    "DEFAULT_CHECKPOINT",
-    "GET_MODEL_HELP",
     "MAX_IMAGE_SIDE",
     "MAX_PHOTOS",
     "MAX_TEXT_CHARS",
-    "MODEL_ENV",
-    "NO_MODEL_HELP",
     "PAUSE_SECONDS",
     "ModelUnavailableError",
     "SynthesisError",
@@ -63,15 +58,11 @@ __all__ = [
     "check_text",
     "is_untrained",
     "read_photo",
-    "resolve_model_source",
     "split_sentences",
     "synthetic_wav_name",
     "wav_bytes",
     "write_wav",
 ]
-
-DEFAULT_CHECKPOINT = BUNDLED_CHECKPOINT
-MODEL_ENV = "FTV_MODEL"
 
 MAX_TEXT_CHARS = 1000  # ~1 minute of speech; a clear limit beats a request that runs for minutes
 MAX_SENTENCE_CHARS = 250  # longer sentences are cut at commas, then spaces (well under the 1200-token limit)
@@ -85,12 +76,6 @@ WAV_COMMENT = (
     "It is not a recording of a real person's voice."
 )
 
-GET_MODEL_HELP = (
-    "Train one (see train/ and the README), put it at checkpoints/ftv-offline, or point to one with "
-    f"--model PATH_OR_HUB_ID (or ${MODEL_ENV})."
-)
-NO_MODEL_HELP = f"{GET_MODEL_HELP} To try the pipeline with random weights (only noise), pass --allow-untrained."
-
 
 class SynthesisError(ValueError):
     """A request that cannot be served; the message is meant for the end user."""
@@ -102,20 +87,6 @@ class ModelUnavailableError(SynthesisError):
 
 # --------------------------------------------------------------------------------------------------------------------
 # Model loading
-
-
-def resolve_model_source(model: str | os.PathLike[str] | None = None) -> str | None:
-    """Where to load the model from: the argument, else $FTV_MODEL, else checkpoints/ftv-offline if it exists.
-
-    Returns a local directory or a Hub id, or None when nothing is configured.
-    """
-    if model is not None and str(model).strip():
-        return str(model).strip()
-    if os.environ.get(MODEL_ENV, "").strip():
-        return os.environ[MODEL_ENV].strip()
-    if (DEFAULT_CHECKPOINT / "config.json").is_file():
-        return str(DEFAULT_CHECKPOINT)
-    return None
 
 
 def _looks_like_hub_id(source: str) -> bool:
@@ -343,7 +314,7 @@ class SynthesisResult:
 class Synthesizer:
     """Loads the model, processor and face detector once; `synthesize` serves any number of requests.
 
-    ``model``: a local checkpoint directory or a Hub id (default: `resolve_model_source`). With no checkpoint
+    ``model``: a local checkpoint directory or a Hub id (default: `loading.resolve_model_source`). With no checkpoint
     found, or a checkpoint whose weights are untrained (`is_untrained`), it raises `ModelUnavailableError`
     unless ``allow_untrained`` is set (or $FTV_ALLOW_UNTRAINED=1): then it runs anyway, with a randomly
     initialised default model if there is nothing to load, and `untrained` is True so front ends can warn.

@@ -107,15 +107,6 @@ class FTVTokenizer(VitsTokenizer):
             tokens = tokens + [self.eos_symbol]
         return tokens
 
-    @classmethod
-    def from_piper(
-        cls, onnx_path: str | os.PathLike[str], json_path: str | os.PathLike[str] | None = None
-    ) -> FTVTokenizer:
-        """The tokenizer of a Piper voice: its `phoneme_id_map`, espeak-ng voice, `^`/`$` and `_` blanks."""
-        from .piper_import import tokenizer_from_piper
-
-        return tokenizer_from_piper(onnx_path, json_path)
-
     def _convert_token_to_id(self, token: str) -> int:
         if token not in self.encoder:
             raise TextFrontendError(f"Unknown symbol {token!r}: it is not in this voice's vocabulary.")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ftv_model import FTVConfig, FTVModel, FTVProcessor
+from ftv_model.discriminator import FTVDiscriminatorConfig
 
 TINY_OVERRIDES = dict(
     hidden_size=32,
@@ -30,14 +31,18 @@ TINY_OVERRIDES = dict(
     global_conditioning_size=32,
     attribute_hidden_size=16,
     audio_attribute_length=256,
-    discriminator_width=0.125,
-    discriminator_periods=(2, 3),
 )
+TINY_DISCRIMINATOR = dict(discriminator_width=0.125, discriminator_periods=(2, 3))
 
 
 def tiny_config(**overrides) -> FTVConfig:
     """The paper's architecture at toy widths: every module present, a forward pass in milliseconds."""
     return FTVConfig(**{**TINY_OVERRIDES, **overrides})
+
+
+def tiny_discriminator_config(**overrides) -> FTVDiscriminatorConfig:
+    """The discriminator at toy width, with two periods: its settings are training's, not the model config's."""
+    return FTVDiscriminatorConfig(**{**TINY_DISCRIMINATOR, **overrides})
 
 
 def save_tiny_checkpoint(directory: Path, seed: int = 0, **overrides) -> Path:

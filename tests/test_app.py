@@ -1,23 +1,16 @@
 """The Gradio demo, end to end: `python app.py` in a subprocess on a free port, driven with gradio_client.
 
 Runs the tiny random checkpoint (`--allow-untrained`), so the audio is noise, but everything around the model is
-real: upload, face detection, text checks, batching, WAV marking, errors, the queue. Helpers here (`running_app`,
-`wav_info`) are shared with test_cli.py and test_browser.py.
+real: upload, face detection, text checks, batching, WAV marking, errors, the queue. The app is started and called
+through `benchmarks.app_client` (as the app benchmarks do); `assert_marked_synthetic` here is shared with
+test_cli.py and test_browser.py.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import socket
-import struct
-import subprocess
-import sys
-import time
 import urllib.request
-import wave
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,98 +18,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_FACES = REPO_ROOT / "examples" / "faces"
-FACE = EXAMPLE_FACES / "london_003.jpg"
-OTHER_FACE = EXAMPLE_FACES / "london_005.jpg"
-START_TIMEOUT_S = 180
-
+from benchmarks.app_client import (
+    EXAMPLE_FACES,
+    FACE,
+    OTHER_FACE,
+    REPO_ROOT,
+    app_env,
+    predict,
+    predict_args,
+    running_app,
+    wav_info,
+)
 
 # --------------------------------------------------------------------------------------------------------------------
-# Shared helpers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def app_env(**overrides: str) -> dict[str, str]:
-    """The app's environment: offline, one torch thread (2 shared cores), no model unless given."""
-    env = {k: v for k, v in os.environ.items() if k not in ("FTV_MODEL", "FTV_ALLOW_UNTRAINED", "GRADIO_SERVER_NAME")}
-    env.update(
-        HF_HUB_OFFLINE="1",
-        HF_HUB_DISABLE_TELEMETRY="1",
-        GRADIO_ANALYTICS_ENABLED="False",
-        OMP_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false",
-    )
-    env.update(overrides)
-    return env
-
-
-@contextmanager
-def running_app(args: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Start `python app.py ARGS` on a free port of 127.0.0.1, wait until it serves, yield its URL, stop it."""
-    port = free_port()
-    command = [sys.executable, str(REPO_ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port), *args]
-    url = f"http://127.0.0.1:{port}/"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env or app_env(), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"app.py exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-                try:
-                    with urllib.request.urlopen(url + "config", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not start in {START_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.5)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wav_info(path: str | Path) -> dict[str, Any]:
-    """Parse a WAV's RIFF chunks independently of the writer: format, sample count and LIST/INFO strings."""
-    data = Path(path).read_bytes()
-    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", "not a RIFF/WAVE file"
-    assert struct.unpack("<I", data[4:8])[0] == len(data) - 8, "RIFF size does not match the file size"
-    info: dict[str, str] = {}
-    offset = 12
-    while offset + 8 <= len(data):
-        chunk_id, size = data[offset : offset + 4], struct.unpack("<I", data[offset + 4 : offset + 8])[0]
-        payload = data[offset + 8 : offset + 8 + size]
-        if chunk_id == b"LIST" and payload[:4] == b"INFO":
-            inner = 4
-            while inner + 8 <= len(payload):
-                key, length = payload[inner : inner + 4], struct.unpack("<I", payload[inner + 4 : inner + 8])[0]
-                info[key.decode("ascii")] = payload[inner + 8 : inner + 8 + length].rstrip(b"\0").decode("utf-8")
-                inner += 8 + length + (length % 2)
-        offset += 8 + size + (size % 2)
-    with wave.open(str(path)) as reader:  # the stdlib reader must accept it too
-        frames = reader.readframes(reader.getnframes())
-        result = {
-            "rate": reader.getframerate(),
-            "channels": reader.getnchannels(),
-            "width": reader.getsampwidth(),
-            "frames": reader.getnframes(),
-        }
-    result["samples"] = np.frombuffer(frames, dtype="<i2")
-    result["info"] = info
-    return result
+# Shared helpers (starting and calling the app: benchmarks.app_client)
 
 
 def assert_marked_synthetic(path: str | Path) -> dict[str, Any]:
@@ -162,28 +77,6 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     canvas.save(paths["two_faces.jpg"], quality=92)
     Image.open(FACE).resize((3000, 3000), Image.Resampling.BICUBIC).save(paths["huge.jpg"], quality=80)
     return paths
-
-
-def predict_args(
-    photo: Path | None,
-    text: str,
-    *,
-    extra: Sequence[Path] = (),
-    voice: Path | None = None,
-    consent: bool = True,
-    seed: int = 0,
-    settings: tuple[float, float, float] = (1.0, 0.667, 0.8),
-) -> list[Any]:
-    """/synthesize's inputs: photo, extra photos, voice profile, text, consent, speaking rate, noise scales, seed."""
-    from gradio_client import handle_file
-
-    photo_file = handle_file(str(photo)) if photo else None
-    voice_file = handle_file(str(voice)) if voice else None
-    return [photo_file, [handle_file(str(p)) for p in extra] or None, voice_file, text, consent, *settings, seed]
-
-
-def predict(client, photo: Path | None, text: str, **kwargs: Any):
-    return client.predict(*predict_args(photo, text, **kwargs), api_name="/synthesize")
 
 
 # --------------------------------------------------------------------------------------------------------------------

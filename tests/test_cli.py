@@ -18,7 +18,8 @@ import soundfile
 import torch
 from PIL import Image
 
-from ftv_model import synthesis
+from benchmarks.app_client import FACE, OTHER_FACE, REPO_ROOT, app_env, wav_info
+from ftv_model import loading, synthesis
 from ftv_model.synthesis import (
     PAUSE_SECONDS,
     Synthesizer,
@@ -29,7 +30,7 @@ from ftv_model.synthesis import (
     wav_bytes,
 )
 from ftv_model.synthesize import main
-from tests.test_app import FACE, OTHER_FACE, REPO_ROOT, app_env, assert_marked_synthetic, wav_info
+from tests.test_app import assert_marked_synthetic
 
 
 @pytest.fixture(autouse=True)
@@ -120,7 +121,7 @@ BAD_RUNS = {
 def test_cli_bad_input(case: str, tiny_checkpoint, blank_photo, tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.delenv("FTV_MODEL", raising=False)
     monkeypatch.delenv("FTV_ALLOW_UNTRAINED", raising=False)
-    monkeypatch.setattr(synthesis, "DEFAULT_CHECKPOINT", tmp_path / "no-checkpoint-here")
+    monkeypatch.setattr(loading, "BUNDLED_CHECKPOINT", tmp_path / "no-checkpoint-here")
     damaged = tmp_path / "damaged.json"
     damaged.write_text('{"format": "ftv-voice-profile", "version": 1, "face_embedding": [0.5], "checksum": "0"}')
     replace = {

@@ -12,11 +12,12 @@ from transformers import AutoConfig, AutoModel, VitsConfig, VitsModel
 
 from ftv_model import FTVConfig, FTVDiscriminator, FTVModel, FTVProcessor
 from ftv_model.alignment import AlignmentError
+from ftv_model.discriminator import FTVDiscriminatorConfig
 from ftv_model.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from ftv_model.text_frontend import phonemize
 
 from .conftest import FIXTURES
-from .model_fixtures import tiny_config
+from .model_fixtures import tiny_config, tiny_discriminator_config
 
 torch.set_num_threads(2)
 
@@ -52,7 +53,7 @@ def test_default_config_is_the_papers_size_and_runs():
     parts = model.num_parameters_by_part()
     assert 41e6 < parts["total"] < 45e6, parts
     assert 2e6 < parts["face_encoder"] < 3.5e6
-    discriminator = FTVDiscriminator(FTVConfig())
+    discriminator = FTVDiscriminator(FTVDiscriminatorConfig())  # the paper's (training's defaults)
     assert 45e6 < sum(p.numel() for p in discriminator.parameters()) < 48e6
     ids = torch.randint(1, 100, (1, 25))
     with torch.inference_mode():
@@ -271,7 +272,7 @@ def test_tiny_model_overfits_one_batch(speech_batch, precision):
     torch.manual_seed(0)
     config = tiny_config(segment_size=4096)
     model = FTVModel(config).train()
-    discriminator = FTVDiscriminator(config).train()
+    discriminator = FTVDiscriminator(tiny_discriminator_config()).train()
     opt_g = torch.optim.AdamW(model.parameters(), 2e-3, betas=(0.8, 0.99))
     opt_d = torch.optim.AdamW(discriminator.parameters(), 2e-3, betas=(0.8, 0.99))
     history = []
@@ -417,7 +418,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_discriminator_shapes_and_losses():
-    config = tiny_config()
+    config = tiny_discriminator_config()
     discriminator = FTVDiscriminator(config)
     scores, features = discriminator(torch.randn(2, 1, 4096))
     assert len(scores) == 1 + len(config.discriminator_periods)

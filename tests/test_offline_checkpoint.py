@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 from safetensors import safe_open
 
-from ftv_model import synthesis
-from ftv_model.export_inference import FILES_SENTENCE, export_inference
+from ftv_model import loading
+from ftv_model.export_inference import export_inference
+from ftv_model.model_card import INFERENCE_FILES_SENTENCE as FILES_SENTENCE  # what an inference export holds
 from ftv_model.synthesis import Synthesizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -85,13 +86,13 @@ def default_synthesizer() -> Synthesizer:
         patch.delenv("FTV_MODEL", raising=False)
         patch.delenv("FTV_ALLOW_UNTRAINED", raising=False)
         synthesizer = Synthesizer()  # no arguments: what `python app.py` and the CLI serve
-    assert Path(synthesizer.source) == synthesis.DEFAULT_CHECKPOINT == CHECKPOINT
+    assert Path(synthesizer.source) == loading.BUNDLED_CHECKPOINT == CHECKPOINT
     assert not synthesizer.untrained
     return synthesizer
 
 
 def median_f0(waveform: np.ndarray, rate: int) -> float:
-    from ftv_train.corpus.build import load_pyworld
+    from ftv_train.corpus.world import load_pyworld
 
     pyworld = load_pyworld()  # pyworld 0.3.5's own __init__ needs the removed pkg_resources
     samples = waveform.astype(np.float64)

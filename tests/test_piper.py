@@ -13,15 +13,10 @@ import torch
 from PIL import Image
 
 from ftv_model import FTVConfig, FTVModel, FTVProcessor, FTVTokenizer
-from ftv_model.piper_import import (
-    PiperImportError,
-    ftv_name,
-    infer_config_kwargs,
-    model_from_piper,
-    piper_scales,
-    read_piper_graph,
-    read_piper_settings,
-)
+from ftv_model.piper_import import from_piper, model_from_piper, processor_from_piper
+from ftv_model.piper_onnx_graph import PiperImportError, read_piper_graph
+from ftv_model.piper_voice_config import infer_config_kwargs, piper_scales, read_piper_settings
+from ftv_model.piper_weight_map import ftv_name
 from tests.model_fixtures import tiny_config
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -139,7 +134,7 @@ def test_face_conditioning_starts_at_zero(joe_model: FTVModel) -> None:
     assert float(sc_cnn.projection.weight[: sc_cnn.channels].detach().abs().max()) == 0.0
 
 
-def test_processor_reproduces_piper_ids(joe_processor: FTVProcessor, joe_onnx: Path) -> None:
+def test_processor_reproduces_piper_ids(joe_processor: FTVProcessor, joe_model: FTVModel, joe_onnx: Path) -> None:
     settings, _ = read_piper_settings(joe_onnx)
     id_of = {symbol: ids[0] for symbol, ids in settings["phoneme_id_map"].items()}
     phonemes = "ðə bˈɜːtʃ kɐnˈuː"
@@ -148,7 +143,10 @@ def test_processor_reproduces_piper_ids(joe_processor: FTVProcessor, joe_onnx: P
         expected += [id_of[symbol], id_of["_"]]
     expected.append(id_of["$"])
     assert joe_processor(phonemes=phonemes)["input_ids"][0].tolist() == expected
-    assert FTVProcessor.from_piper(joe_onnx)(phonemes=phonemes)["input_ids"][0].tolist() == expected
+    assert processor_from_piper(joe_onnx)(phonemes=phonemes)["input_ids"][0].tolist() == expected
+    model, processor = from_piper(joe_onnx)  # the convenience: what convert_piper saves, without saving it
+    assert processor(phonemes=phonemes)["input_ids"][0].tolist() == expected
+    assert torch.equal(model.text_encoder.embed_tokens.weight, joe_model.text_encoder.embed_tokens.weight)
     from_text = joe_processor(text="The birch canoe.")["input_ids"][0].tolist()
     assert from_text[:2] == [1, 0] and from_text[-2:] == [0, 2] and set(from_text[1::2]) == {0}
     assert joe_processor.tokenizer.language == settings["espeak"]["voice"]
@@ -366,13 +364,13 @@ def test_not_an_onnx_file(tmp_path: Path) -> None:
     text = tmp_path / "voice.onnx"
     text.write_text("this is not a neural network\n")
     with pytest.raises(PiperImportError, match="not an ONNX"):
-        FTVModel.from_piper(text)
+        from_piper(text)
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(np.random.default_rng(0).bytes(4096))
     with pytest.raises(PiperImportError, match="not an ONNX"):
-        FTVModel.from_piper(garbage)
+        from_piper(garbage)
     with pytest.raises(PiperImportError, match="does not exist"):
-        FTVModel.from_piper(tmp_path / "absent.onnx")
+        from_piper(tmp_path / "absent.onnx")
 
 
 def test_onnx_that_is_not_a_piper_voice(tmp_path: Path) -> None:
@@ -391,16 +389,16 @@ def test_onnx_that_is_not_a_piper_voice(tmp_path: Path) -> None:
     path = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph), str(path))
     with pytest.raises(PiperImportError, match="not a Piper VITS voice.*enc_p, dp, flow, dec"):
-        FTVModel.from_piper(path)
+        from_piper(path)
 
 
 def test_missing_json(joe_onnx: Path, tmp_path: Path) -> None:
     alone = tmp_path / "voice.onnx"
     alone.symlink_to(joe_onnx)
     with pytest.raises(PiperImportError, match=r"No Piper voice settings.*voice\.onnx\.json"):
-        FTVModel.from_piper(alone)
+        from_piper(alone)
     with pytest.raises(PiperImportError, match="settings"):
-        FTVProcessor.from_piper(alone)
+        processor_from_piper(alone)
 
 
 def test_unsupported_variants(joe_onnx: Path, tmp_path: Path) -> None:
@@ -414,7 +412,7 @@ def test_unsupported_variants(joe_onnx: Path, tmp_path: Path) -> None:
     ):
         (tmp_path / "voice.onnx.json").write_text(json.dumps({**settings, **change}))
         with pytest.raises(PiperImportError, match=f"Unsupported Piper voice variant.*{message}"):
-            FTVModel.from_piper(voice)
+            from_piper(voice)
     # A decoder whose input conv has another kernel than the 7 FTV's (transformers') HiFi-GAN is built with.
     import onnx
     from onnx import numpy_helper

@@ -6,16 +6,18 @@ Piper's runtime (`piper-tts`, GPL-3.0) is a test dependency only: these tests im
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from benchmarks.app_client import FACE
 from ftv_model import BUNDLED_CHECKPOINT, FTVModel, FTVProcessor
 from ftv_model.piper_export import PiperExportError, export_piper_voice
-from ftv_model.piper_export import main as export_main
-from tests.test_app import FACE
+from ftv_model.piper_export_cli import main as export_main
 
 SENTENCE = "The birch canoe slid on the smooth planks."
 
@@ -88,3 +90,18 @@ def test_models_without_piper_phonemes_and_bad_profiles_are_refused(
     assert export_main(["--voice", str(damaged), "--out", str(tmp_path / "x"), "--model", str(tiny_checkpoint)]) == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith("error: ")
     assert not list(tmp_path.glob("x*"))
+
+
+def test_help_answers_without_loading_torch(tmp_path: Path) -> None:
+    """`ftv-export-piper --help` parses with the light CLI module: neither torch nor transformers is imported."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from ftv_model.piper_export_cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])\n"
+        "assert '--voice' in out.getvalue(), out.getvalue()\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

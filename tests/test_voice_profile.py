@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.app_client import FACE, OTHER_FACE, REPO_ROOT, app_env, predict, wav_info
 from ftv_model import FTVModel, FTVProcessor, VoiceProfile, VoiceProfileError
 from ftv_model.synthesis import SynthesisError, Synthesizer
 from ftv_model.synthesize import main
 from tests.model_fixtures import save_tiny_checkpoint
-from tests.test_app import FACE, OTHER_FACE, REPO_ROOT, app_env, predict, wav_info
 
 TEXT = "Keep this voice. Use it again."
 
@@ -130,7 +130,7 @@ def test_a_profile_saved_in_the_app_speaks_the_same_in_the_app_and_the_cli(
     """The demo's download, uploaded back to the demo and given to the CLI (its own process): the same samples."""
     from gradio_client import Client
 
-    from tests.test_app import running_app
+    from benchmarks.app_client import running_app
 
     with running_app(["--model", str(tiny_checkpoint), "--allow-untrained"], tmp_path / "app.log") as url:
         client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))

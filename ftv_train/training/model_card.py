@@ -3,6 +3,8 @@
 The card is written from what the training run knows (dataset report, steps, batch, precision, metrics), so a
 published model always says what it was trained on and how far; the intended-use, limitation and ethics sections
 carry the paper's own ethical notes, because a face-to-voice model replicates identity cues and invites misuse.
+What every ftv card shares (front matter, the paper, the sentence on what the folder holds, tables) comes from
+`ftv_model.model_card`.
 """
 
 from __future__ import annotations
@@ -12,24 +14,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
-
-PAPER_TITLE = (
-    "Progressive Facial Granularity Aggregation with Bilateral Attribute-based Enhancement for Face-to-Speech Synthesis"
+from ftv_model.model_card import (
+    FTV_CODE_LICENCE,
+    PAPER_AUTHORS,
+    PAPER_TITLE,
+    TITLE,
+    WHAT_IT_DOES,
+    files_sentence,
+    folder_holds,
+    front_matter,
+    table,
 )
-PAPER_AUTHORS = "Yejin Jeon, Youngjae Kim, Jihyun Lee, Hyounghun Kim, Gary Geunbae Lee"
 
-
-def _format_number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _table(rows: list[tuple[str, Any]]) -> str:
-    lines = ["| | |", "|---|---|"]
-    lines += [f"| {name} | {_format_number(value)} |" for name, value in rows]
-    return "\n".join(lines)
+logger = logging.getLogger(__name__)
 
 
 def _data_section(report: dict[str, Any] | None, data_path: str | None) -> str:
@@ -143,34 +140,6 @@ def _loss_formula(weights: dict[str, float] | None, adversarial: bool = True) ->
     )
 
 
-FOLDER_CONTENTS = ("training", "inference")
-
-
-def files_sentence(holds: str = "training") -> str:
-    """What the card says the folder holds: a training export (train.py's final/: model, processor and
-    `discriminator/`) or an inference-only one (`python -m ftv_model.export_inference`: no discriminator, no
-    posterior encoder)."""
-    if holds == "training":
-        return (
-            "The files hold the generator (`FTVModel`), its processor (`FTVProcessor`) and, under `discriminator/`, "
-            "the GAN discriminator, so training can be continued (`train/train.py --init`)."
-        )
-    if holds == "inference":
-        from ftv_model.export_inference import FILES_SENTENCE
-
-        return FILES_SENTENCE
-    raise ValueError(f"holds must be one of {', '.join(FOLDER_CONTENTS)}, got {holds!r}")
-
-
-def _folder_holds(directory: Path) -> str:
-    """What `directory` holds: an inference-only export (its config says inference_only) or a training one."""
-    try:
-        config = json.loads((directory / "config.json").read_text())
-    except (OSError, ValueError):
-        return "training"
-    return "inference" if config.get("inference_only") else "training"
-
-
 def build_model_card(info: dict[str, Any], holds: str = "training") -> str:
     """README.md text. `info` keys (all optional): repo_id, steps, max_steps, epochs, global_batch_size,
     batch_size, num_processes, gradient_accumulation_steps, mixed_precision, device, learning_rate, hours,
@@ -204,7 +173,7 @@ def build_model_card(info: dict[str, Any], holds: str = "training") -> str:
         training_rows.append(("frozen", ", ".join(frozen["prefixes"]) + kept))
     training_rows += [(f"ablation: {name}", value) for name, value in ablations.items()]
     metric_text = (
-        _table(sorted(metrics.items()))
+        table(sorted(metrics.items()))
         + f"\n\nMeasured at step {metrics_step if metrics_step is not None else '?'} on fixed samples: the training "
         "losses (lower is better) on held-out utterances of the training identities (`validation`); "
         "`val/face_*_accuracy_training_identities` is the face attribute head against the pseudo-labels on faces of "
@@ -214,10 +183,9 @@ def build_model_card(info: dict[str, Any], holds: str = "training") -> str:
         if metrics
         else "No validation metrics were recorded for this export."
     )
-    tags = ["text-to-speech", "face-to-voice", "vits", "speech-synthesis", "ftv"]
     report = info.get("dataset_report")
     restricted = _restricted_licence(report)
-    licence = ["license: other", "license_name: non-commercial-research"] if restricted else ["license: apache-2.0"]
+    licence, licence_name = ("other", "non-commercial-research") if restricted else (FTV_CODE_LICENCE.lower(), None)
     offline = bool((report or {}).get("offline"))
     data_limitation = (
         "- It has never heard a real person's voice paired with their face: every voice it learned is one of a few "
@@ -237,16 +205,11 @@ def build_model_card(info: dict[str, Any], holds: str = "training") -> str:
         else "- Attribute supervision uses automatically predicted gender and race labels, which carry the biases and "
         "errors of\n  the labeller and reduce gender to two classes."
     )
-    front_matter = "\n".join(
-        ["---", *licence, "library_name: transformers", "pipeline_tag: text-to-speech", "tags:"]
-        + [f"- {tag}" for tag in tags]
-        + ["---"]
-    )
-    return f"""{front_matter}
+    return f"""{front_matter(licence, licence_name)}
 
-# FTV: face-to-voice speech synthesis
+# {TITLE}
 
-This model speaks typed text in a voice inferred from a photo of a face. It implements *{PAPER_TITLE}*
+This model {WHAT_IT_DOES}. It implements *{PAPER_TITLE}*
 ({PAPER_AUTHORS}): a VITS text-to-speech backbone conditioned on a face embedding from a NesT face encoder with
 facial granularity aggregation, trained with bilateral (face and audio) gender/race attribute losses and
 multi-view face augmentation. {files}
@@ -276,7 +239,7 @@ GAN training as VITS: generator and multi-period/scale discriminator with separa
 (betas 0.8/0.99, eps 1e-9), exponential learning-rate decay, generator loss =
 {_loss_formula(info.get("loss_weights"), info.get("adversarial", True))}.
 
-{_table(training_rows)}
+{table(training_rows)}
 
 ## Metrics
 
@@ -352,7 +315,7 @@ def push_to_hub(
         report_path = Path(info.get("data_path") or "") / "report.json"
         if info.get("data_path") and report_path.is_file():
             info["dataset_report"] = json.loads(report_path.read_text())
-        write_model_card(directory, info, holds=_folder_holds(directory))
+        write_model_card(directory, info, holds=folder_holds(directory))
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     commit = api.upload_folder(
