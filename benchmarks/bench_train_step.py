@@ -18,23 +18,19 @@ the time blocked waiting for a batch is the data-loading share.
 
 from __future__ import annotations
 
-import sys
+import argparse
+import io
+import json
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root without installing
-
-import argparse  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
-
-import torch  # noqa: E402
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FTV_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -160,7 +156,9 @@ def main() -> int:
     parser.add_argument("--data", type=Path, help="a prepared dataset to read instead of building one")
     parser.add_argument("--random-data", action="store_true", help="skip real data: random batches, no data phase")
     parser.add_argument("--model-config", type=Path, help="a checkpoint's config.json (default: the paper's config)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="FTVConfig override")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="FTVConfig (or discriminator_*) override"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -168,6 +166,7 @@ def main() -> int:
     from accelerate import Accelerator
 
     from ftv_model import FTVConfig, FTVDiscriminator, FTVModel, FTVProcessor
+    from ftv_model.discriminator import DISCRIMINATOR_SETTINGS, FTVDiscriminatorConfig
     from ftv_train.data.collate import (
         FaceSpeechItems,
         FTVCollator,
@@ -176,7 +175,9 @@ def main() -> int:
         select_items,
     )
     from ftv_train.data.dataset_format import load_prepared_dataset
-    from ftv_train.training.trainer import GANStep, resolve_mixed_precision
+    from ftv_train.training.config import TrainConfig
+    from ftv_train.training.gan_step import GANStep
+    from ftv_train.training.trainer import resolve_mixed_precision
 
     use_cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -194,20 +195,29 @@ def main() -> int:
         torch.backends.cudnn.allow_tf32 = True
 
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    # the discriminator's settings (`--set discriminator_width=0.25`) are its own config's, not the model's
+    discriminator_overrides = {key: overrides.pop(key) for key in DISCRIMINATOR_SETTINGS if key in overrides}
     if args.model_config:
         config = FTVConfig.from_json_file(str(args.model_config))
         for key, value in overrides.items():
             setattr(config, key, value)
         config.inference_only = False
+        # an older config.json still carries the discriminator it was trained with
+        discriminator_config = FTVDiscriminatorConfig.from_pretrained(str(args.model_config))
     else:
         config = FTVConfig(**overrides)
+        discriminator_config = FTVDiscriminatorConfig(**TrainConfig().discriminator_settings())
+    for key, value in discriminator_overrides.items():
+        setattr(discriminator_config, key, value)
     torch.manual_seed(0)
-    model, discriminator = FTVModel(config).to(device), FTVDiscriminator(config).to(device)
+    model = FTVModel(config).to(device)
+    discriminator = FTVDiscriminator(discriminator_config).to(device)
     optimizer_kwargs = dict(lr=2e-4, betas=(0.8, 0.99), eps=1e-9, fused=True)
     optimizer_g = torch.optim.AdamW(model.parameters(), **optimizer_kwargs)
     optimizer_d = torch.optim.AdamW(discriminator.parameters(), **optimizer_kwargs)
     model, discriminator, optimizer_g, optimizer_d = accelerator.prepare(model, discriminator, optimizer_g, optimizer_d)
-    step = GANStep(accelerator, model, discriminator, optimizer_g, optimizer_d, config, None, precision != "fp16")
+    loss_weights = TrainConfig().loss_weights()  # the paper's
+    step = GANStep(accelerator, model, discriminator, optimizer_g, optimizer_d, loss_weights, None, precision != "fp16")
     processor = FTVProcessor()
 
     # ---- batches
@@ -323,4 +333,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

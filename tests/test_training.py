@@ -1,257 +1,37 @@
-"""Training loop tests on CPU with a tiny model and a tiny dataset built here in the documented format.
-
-The dataset holds real speech (VCTK, cropped to its first words) and real faces (London Set, two photos plus a
-mirrored one as three views), with phonemes precomputed by the project's text front end, written with
-`datasets.DatasetDict.save_to_disk` in `ftv_train.data.dataset_format.FEATURES`.
-"""
+"""Training loop tests on CPU with a tiny model and the tiny dataset of `tests/test_training_data.py`: runs,
+checkpoints, resumption, signals, DDP, the Hub, warm starts, and the stages around training (face pretraining, a
+trainable warm start from an inference export)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageOps
 
-from ftv_train.data.collate import (
-    FaceSpeechItems,
-    FixedBatchSampler,
-    FTVCollator,
-    LengthBucketBatchSampler,
-    count_tokens,
-    select_items,
-)
-from ftv_train.training.config import ConfigError, TrainConfig, parse_config
+from ftv_train.training.config import ConfigError, parse_config
 from tests.hub_fixtures import hub_env
+from tests.test_training_data import (
+    FACE_PHOTO,
+    REPO_ROOT,
+    TINY_YAML,
+    build_tiny_dataset,
+    reset_accelerate,
+    run_training,
+    subprocess_env,
+)
 
 pytest_plugins = ["tests.hub_fixtures"]  # the local Hub server for --push_to_hub
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TINY_YAML = REPO_ROOT / "train" / "configs" / "tiny.yaml"
-PAPER_YAML = REPO_ROOT / "train" / "configs" / "paper.yaml"
-FACE_PHOTO = REPO_ROOT / "tests" / "fixtures" / "faces" / "london_001.jpg"
-# (VCTK speaker, London face id); faces chosen to match the speakers' genders.
-SPEAKERS = (("p225", "001"), ("p226", "004"), ("p227", "005"), ("p228", "006"))
-LONDON_RACE = {"white": "white", "black": "black", "east_asian": "asian", "west_asian": "middle eastern"}
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# The tiny dataset
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _png(image: Image.Image) -> dict:
-    buffer = io.BytesIO()
-    image.convert("RGB").resize((128, 128), Image.Resampling.BICUBIC).save(buffer, format="PNG")
-    return {"bytes": buffer.getvalue(), "path": None}
-
-
-def build_tiny_dataset(root: Path, shared_data: Path) -> Path:
-    """12 train / 4 validation / 1 test_seen / 3 test_unseen utterances (and the same 3 as validation_unseen, under
-    other ids), plus one unalignable train item."""
-    import soundfile
-    from datasets import Dataset, DatasetDict
-
-    from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
-    from ftv_model.text_frontend import phonemize
-    from ftv_train.data.dataset_format import FEATURES, SPLITS, encode_audio
-
-    speech = shared_data / "speech" / "vctk"
-    faces_root = shared_data / "faces" / "london"
-    with open(faces_root / "london_info.csv") as handle:
-        face_info = {row["face_id"]: row for row in csv.DictReader(handle)}
-    transcripts = {}
-    for line in (speech / "transcripts.txt").read_text().splitlines():
-        path, speaker, text = line.split("|", 2)
-        transcripts.setdefault(speaker, []).append((path, text))
-
-    rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    for s, (speaker, face_id) in enumerate(SPEAKERS):
-        info = face_info[face_id]
-        photos = [Image.open(faces_root / kind / f"{face_id}.jpg") for kind in ("neutral", "smiling")]
-        views = [_png(photos[0]), _png(photos[1]), _png(ImageOps.mirror(photos[0]))]
-        gender = GENDER_LABELS.index(info["face_gender"])
-        race = RACE_LABELS.index(LONDON_RACE[info["face_eth"]]) if s != 3 else -1  # one speaker unlabelled
-        for u, (path, text) in enumerate(transcripts[speaker][:5]):
-            wave, rate = soundfile.read(speech / path, dtype="float32")
-            assert rate == 16000
-            words = " ".join(text.split()[:2])
-            seconds = 0.9 + 0.15 * u
-            wave = wave[: int(seconds * rate)]
-            split = "train" if u < 3 else "validation" if u == 3 else ("test_seen" if s == 0 else "test_unseen")
-            rows[split].append(
-                {
-                    "id": f"{speaker}/{u:03d}",
-                    "speaker": speaker,
-                    "text": words,
-                    "phonemes": phonemize(words)[0],
-                    "audio": {"bytes": encode_audio(wave), "path": None},
-                    "duration": len(wave) / rate,
-                    "faces": views[: 1 + (u % 3)] if split != "train" else views,
-                    "num_views": len(views[: 1 + (u % 3)]) if split != "train" else len(views),
-                    "gender": gender,
-                    "race": race,
-                }
-            )
-    # Far too much text for 0.4 s of audio: must be filtered out, never reach the alignment.
-    long_text = transcripts["p225"][0][1]
-    silence = {"bytes": encode_audio(np.zeros(6400, np.float32)), "path": None}
-    long_item = {"id": "p225/long", "text": long_text, "phonemes": phonemize(long_text)[0], "audio": silence}
-    rows["train"].append({**rows["train"][0], **long_item, "duration": 0.4})
-    rows["validation_unseen"] = [{**row, "id": f"{row['id']}-v"} for row in rows["test_unseen"]]
-    splits = {split: Dataset.from_list(items, features=FEATURES) for split, items in rows.items()}
-    DatasetDict(splits).save_to_disk(str(root))
-    (root / "report.json").write_text(json.dumps({"source": "vctk+london (test)", "splits": {}}))
-    return root
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     return build_tiny_dataset(tmp_path_factory.mktemp("tiny-data") / "data", shared_data)
-
-
-def _reset_accelerate() -> None:
-    """Accelerate keeps process-wide singletons; in-process runs need them cleared between runs."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-
-
-def run_training(data: Path, output: Path, args: str) -> Path | None:
-    """In-process run of the tiny config; `args` are extra command-line options (space separated)."""
-    from ftv_train.training.trainer import train
-
-    config = parse_config(["--config", str(TINY_YAML), "--data", str(data), "--output", str(output), *args.split()])
-    _reset_accelerate()
-    torch.manual_seed(0)
-    try:
-        return train(config)
-    finally:
-        _reset_accelerate()
-
-
-def _subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Config
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def test_auto_precision_is_bf16_on_a_cpu_that_runs_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ftv_train.training import trainer as training
-
-    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
-    for native, expected in ((True, "bf16"), (False, "no")):
-        monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda native=native: native)
-        assert training.resolve_mixed_precision("auto", use_cpu=True) == expected
-    assert training.resolve_mixed_precision("no", use_cpu=True) == "no"  # an explicit choice is kept
-    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
-    assert training.resolve_mixed_precision("auto", use_cpu=True) == "fp16"  # the launcher's choice wins
-
-
-def test_config_yaml_and_overrides(tmp_path: Path) -> None:
-    config = parse_config(["--config", str(PAPER_YAML), "--data", "d"])
-    assert (config.batch_size, config.max_steps, config.learning_rate) == (20, 350_000, 2e-4)
-    assert config.adam_betas == [0.8, 0.99] and config.adam_eps == 1e-9 and config.lr_decay == 0.999875
-    assert config.multiview and config.face_encoder_type == "nest" and config.attributes == ["gender", "race"]
-
-    overrides = (
-        "--no-multiview --face_encoder_type vit --no-audio-attribute-loss --attributes gender --max_grad_norm 5 "
-        "--mel_loss_weight 30 --set model.discriminator_width=0.5 --set model.upsample_rates=[8,8,4] "
-        "--set model.upsample_kernel_sizes=[16,16,8] --learning_rate 1e-4 --resume latest"
-    )
-    config = parse_config(["--config", str(PAPER_YAML), "--data", "d", *overrides.split()])
-    assert not config.multiview and not config.audio_attribute_loss and config.attributes == ["gender"]
-    assert config.max_grad_norm == 5.0 and config.learning_rate == 1e-4 and config.resume == "latest"
-    kwargs = config.model_config_kwargs()
-    assert kwargs["face_encoder_type"] == "vit" and kwargs["use_audio_attribute_head"] is False
-    assert kwargs["discriminator_width"] == 0.5 and kwargs["upsample_rates"] == [8, 8, 4]
-    assert kwargs["mel_loss_weight"] == 30.0
-
-    for bad in ("--mixed_precision fp8", "--attributes age", "--batch_size zero", "--set model.no_such_field=1"):
-        with pytest.raises(ConfigError):
-            parse_config(["--config", str(PAPER_YAML), "--data", "d", *bad.split()])
-    (tmp_path / "bad.yaml").write_text("batch_sise: 3\n")
-    with pytest.raises(ConfigError, match="batch_sise"):
-        parse_config(["--config", str(tmp_path / "bad.yaml"), "--data", "d"])
-    with pytest.raises(ConfigError, match="--data"):
-        TrainConfig().validate()
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Data pipeline
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def test_sampler_buckets_shards_and_is_deterministic() -> None:
-    lengths = np.random.default_rng(0).uniform(1, 10, size=103)
-    sampler = LengthBucketBatchSampler(lengths, batch_size=4, num_processes=3, seed=7, bucket_batches=4)
-    assert len(sampler) == 24  # 25 full batches rounded down to a multiple of 3 processes
-    sampler.set_epoch(0)
-    epoch0 = list(sampler)
-    assert epoch0 == list(sampler) and len(epoch0) == len(sampler)
-    assert all(len(batch) == 4 for batch in epoch0)
-    positions = [p for batch in epoch0 for p, _ in batch]
-    assert len(set(positions)) == len(positions)  # nothing repeated within an epoch
-    sampler.set_epoch(1)
-    assert list(sampler) != epoch0
-    # Sorting within chunks: batches are much tighter in length than random batches.
-    spread = np.mean([np.ptp(lengths[[p for p, _ in b]]) for b in epoch0])
-    assert spread < 0.5 * np.mean([np.ptp(lengths[i : i + 4]) for i in range(0, 100, 4)])
-    # Accelerate's sharding gives process r the batches r, r+3, ...: disjoint, equal counts.
-    from accelerate.data_loader import BatchSamplerShard
-
-    sampler.set_epoch(0)
-    shards = [list(BatchSamplerShard(sampler, num_processes=3, process_index=r)) for r in range(3)]
-    assert [len(s) for s in shards] == [8, 8, 8]
-    seen = [p for shard in shards for batch in shard for p, _ in batch]
-    assert sorted(seen) == sorted(positions)
-    # Evaluation: a fixed random sample (not just the shortest items), split across processes, first views only.
-    evaluation = [FixedBatchSampler(lengths, 4, max_batches=2, num_processes=3, process_index=r) for r in range(3)]
-    assert [len(e) for e in evaluation] == [2, 2, 2] and list(evaluation[0]) == list(evaluation[0])
-    picked = [p for e in evaluation for batch in e for p, draw in batch if draw == 0]
-    assert len(set(picked)) == 24 and max(lengths[picked]) > 8
-
-
-@pytest.mark.shared_data
-def test_selection_collate_and_views(tiny_data: Path) -> None:
-    from ftv_model import FTVProcessor
-    from ftv_train.data.dataset_format import load_prepared_dataset
-
-    dataset = load_prepared_dataset(tiny_data, decode_audio=False, decode_faces=False)
-    processor = FTVProcessor()
-    selection = select_items(dataset["train"], processor.tokenizer, 16000, 256, min_seconds=0.3)
-    assert len(selection) == 12 and selection.skipped["more tokens than frames (unalignable)"] == 1
-    phonemes = dataset["train"][0]["phonemes"]
-    assert count_tokens(processor.tokenizer, phonemes) == processor(phonemes=[phonemes])["input_ids"].shape[1]
-
-    items = FaceSpeechItems(dataset["train"], selection, 16000, multiview=True)
-    views = {items[(0, draw)]["view"] for draw in range(6)}
-    assert views == {0, 1, 2}
-    items.multiview = False
-    assert {items[(0, draw)]["view"] for draw in range(6)} == {0}
-
-    collator = FTVCollator(processor, hop_length=256, attributes=("gender", "race"))
-    batch = collator([items[(i, 0)] for i in (0, 9)])  # speaker p225 and the unlabelled p228
-    assert batch["pixel_values"].shape == (2, 3, 128, 128)
-    assert batch["waveform"].shape[0] == 2 and batch["waveform_lengths"].max() == batch["waveform"].shape[1]
-    assert batch["race_labels"].tolist()[1] == -100 and batch["gender_labels"].tolist() == [1, 1]
-    assert "race_labels" not in FTVCollator(processor, 256, attributes=("gender",))([items[(0, 0)]])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -272,6 +52,8 @@ def test_smoke_run_checkpoints_logs_and_exports(tiny_data: Path, tmp_path: Path)
     assert final == output / "final"
     checkpoints = sorted(p.name for p in (output / "checkpoints").iterdir())
     assert checkpoints == ["step-00000006"]  # keep_checkpoints 1 pruned step 3
+    discriminator = json.loads((output / "checkpoints" / "step-00000006" / "discriminator_config.json").read_text())
+    assert (discriminator["discriminator_width"], discriminator["discriminator_periods"]) == (0.125, [2, 3])
     state = json.loads((output / "checkpoints" / "step-00000006" / "training_state.json").read_text())
     assert state["step"] == 6 and state["metrics"]["step"] == 6 and "val/mel" in state["metrics"]
     # the face head's accuracy on held-out identities, and the training-identity figure labelled as such
@@ -312,6 +94,13 @@ def test_resume_matches_uninterrupted_run(tiny_data: Path, tmp_path: Path) -> No
     common = "--log_with none --media_every 100 --eval_every 2 --log_every 1 --max_train_items 8"
     straight = run_training(tiny_data, tmp_path / "straight", f"--max_steps 6 --checkpoint_every 100 {common}")
     run_training(tiny_data, tmp_path / "resumed", f"--max_steps 3 --checkpoint_every 3 {common}")
+    # Written as before the discriminator had its own config: its settings (and the loss weights) in the model's.
+    checkpoint = tmp_path / "resumed" / "checkpoints" / "step-00000003"
+    discriminator = json.loads((checkpoint / "discriminator_config.json").read_text())
+    (checkpoint / "discriminator_config.json").unlink()
+    model_config = json.loads((checkpoint / "model_config.json").read_text())
+    model_config.update({k: v for k, v in discriminator.items() if k.startswith("discriminator_")})
+    (checkpoint / "model_config.json").write_text(json.dumps({**model_config, "mel_loss_weight": 45.0}))
     resumed = run_training(tiny_data, tmp_path / "resumed", f"--max_steps 6 --resume latest {common}")
     a, b = _parameters(straight), _parameters(resumed)
     assert a.keys() == b.keys()
@@ -352,12 +141,12 @@ sys.exit(training.main(sys.argv[1:]))
         *"--eval_every 100 --checkpoint_every 2 --max_steps 6 --num_threads 1".split(),
     ]
     run = [sys.executable, str(script), *args]
-    killed = subprocess.run(run, env=_subprocess_env(), capture_output=True, text=True, timeout=240)
+    killed = subprocess.run(run, env=subprocess_env(), capture_output=True, text=True, timeout=240)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     names = sorted(p.name for p in (output / "checkpoints").iterdir())
     assert names == [".tmp-step-00000004", "step-00000002"]
 
-    from ftv_train.training.trainer import CheckpointManager
+    from ftv_train.training.checkpointing import CheckpointManager
 
     assert CheckpointManager(output / "checkpoints", 2).latest().name == "step-00000002"
 
@@ -365,7 +154,7 @@ sys.exit(training.main(sys.argv[1:]))
     more = "--resume latest --max_steps 10000 --checkpoint_every 10000 --log_every 1 --no-progress_bar".split()
     process = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "train" / "train.py"), *args, *more],
-        env=_subprocess_env(),
+        env=subprocess_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -402,7 +191,7 @@ def test_nonfinite_steps_are_skipped_and_stop_the_run(tiny_data: Path, tmp_path:
     config = parse_config(
         ["--config", str(TINY_YAML), "--data", str(tiny_data), "--output", str(tmp_path), *args.split()]
     )
-    _reset_accelerate()
+    reset_accelerate()
     try:
         trainer = Trainer(config)
         generator = trainer.accelerator.unwrap_model(trainer.generator)
@@ -412,7 +201,7 @@ def test_nonfinite_steps_are_skipped_and_stop_the_run(tiny_data: Path, tmp_path:
         with pytest.raises(TrainingDivergedError, match="2 consecutive steps"):
             trainer.run()
     finally:
-        _reset_accelerate()
+        reset_accelerate()
     assert trainer.state.step == 2
     assert all(torch.equal(g_before[k], v) for k, v in generator.state_dict().items())
     assert any(not torch.equal(d_before[k], v) for k, v in discriminator.state_dict().items())
@@ -421,8 +210,8 @@ def test_nonfinite_steps_are_skipped_and_stop_the_run(tiny_data: Path, tmp_path:
 @pytest.mark.shared_data
 def test_accelerate_launch_without_config_file_and_push(tiny_data: Path, tmp_path: Path, hub_server) -> None:
     """`accelerate launch` with no accelerate config file, ending with --push_to_hub to a local Hub server."""
-    env = {**_subprocess_env(), **hub_env(hub_server.endpoint, tmp_path / "hf")}  # HF_HOME without accelerate config
-    env["PYTHONPATH"] = _subprocess_env()["PYTHONPATH"]
+    env = {**subprocess_env(), **hub_env(hub_server.endpoint, tmp_path / "hf")}  # HF_HOME without accelerate config
+    env["PYTHONPATH"] = subprocess_env()["PYTHONPATH"]
     command = (
         f"{sys.executable} -m accelerate.commands.launch train/train.py --config {TINY_YAML} --data {tiny_data} "
         f"--output {tmp_path / 'run'} --max_steps 2 --log_with none --media_every 100 --eval_every 100 "
@@ -449,7 +238,7 @@ def test_ddp_two_cpu_processes(tiny_data: Path, tmp_path: Path) -> None:
         "--media_every 100 --eval_every 2 --checkpoint_every 2 --num_threads 1 --no-progress_bar"
     )
     result = subprocess.run(
-        command.split(), cwd=REPO_ROOT, env=_subprocess_env(), capture_output=True, text=True, timeout=240
+        command.split(), cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=240
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     checkpoint = tmp_path / "run" / "checkpoints" / "step-00000002"
@@ -484,7 +273,7 @@ def test_no_discriminator_mode_and_training_only_overrides(tiny_data: Path, tmp_
     resized = run_training(
         tiny_data,
         tmp_path / "resized",
-        f"--init {first} --no-init_discriminator --set model.discriminator_width=0.25 --max_steps 1 "
+        f"--init {first} --no-init_discriminator --discriminator_width 0.25 --max_steps 1 "
         "--log_with none --media_every 100 --eval_every 100",
     )
     assert json.loads((resized / "discriminator" / "config.json").read_text())["discriminator_width"] == 0.25
@@ -523,91 +312,6 @@ def test_inference_only_export_cannot_be_trained(tiny_data: Path, tmp_path: Path
     exported = export_inference(final, tmp_path / "export")
     with pytest.raises(ConfigError, match="inference-only export"):
         run_training(tiny_data, tmp_path / "again", f"--init {exported} --max_steps 1")
-
-
-def test_freeze_keeps_the_named_conditioning_layers_trainable() -> None:
-    """The offline recipe freezes the imported prior side but not its face-conditioning layers."""
-    from ftv_model import FTVModel
-    from ftv_train.training.trainer import Trainer
-    from tests.model_fixtures import tiny_config
-
-    config = parse_config(["--config", str(REPO_ROOT / "train" / "configs" / "offline-cpu.yaml"), "--data", "x"])
-    model = FTVModel(tiny_config())
-    Trainer._freeze(model, config.freeze, config.keep_trainable)
-    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
-    frozen_roots = tuple(config.freeze)
-    inside_frozen = {name for name in trainable if name.startswith(frozen_roots)}
-    assert inside_frozen and all(any(keep in name for keep in config.keep_trainable) for name in inside_frozen)
-    assert any(name.startswith("flow.") and "cond_layer" in name for name in trainable)
-    assert any(name.startswith("duration_predictor.cond.") for name in trainable)
-    assert not any(name.startswith(("text_encoder.", "decoder.")) for name in trainable)
-    assert any(name.startswith("posterior_encoder.") for name in trainable)
-    assert any(name.startswith("face_conditioning.") for name in trainable)
-    with pytest.raises(ConfigError, match="match no generator parameter"):
-        Trainer._freeze(FTVModel(tiny_config()), ["no_such_module."])
-
-
-def test_decoder_stage_keeps_the_distilled_posterior_frozen() -> None:
-    """offline-cpu-decoder.yaml: the decoder and the prior's face conditioning train against a posterior that must
-    stay joe's (its own face conditioning included), with the discriminator on."""
-    from ftv_model import FTVModel
-    from ftv_train.training.trainer import Trainer
-    from tests.model_fixtures import tiny_config
-
-    path = REPO_ROOT / "train" / "configs" / "offline-cpu-decoder.yaml"
-    config = parse_config(["--config", str(path), "--data", "x"])
-    model = FTVModel(tiny_config())
-    Trainer._freeze(model, config.freeze, config.keep_trainable)
-    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
-    assert config.adversarial
-    assert not any(name.startswith(("posterior_encoder.", "text_encoder.")) for name in trainable)
-    assert any(name.startswith("decoder.") for name in trainable)
-    flow_conditioning = {n for n, _ in model.named_parameters() if n.startswith("flow.") and "cond_layer" in n}
-    assert flow_conditioning and flow_conditioning <= trainable
-    assert not any(name.startswith("flow.") and "cond_layer" not in name for name in trainable)
-    assert not any(name.startswith("duration_predictor.") for name in trainable)
-
-
-def test_prior_stage_trains_only_what_makes_the_prior() -> None:
-    """offline-cpu-prior.yaml: text encoder, SC-CNN and flow learn the frozen posterior's latents; nothing that
-    feeds the trained decoder (its weights, the face encoder and projection that make its face input) moves."""
-    from ftv_model import FTVModel
-    from ftv_train.training.trainer import Trainer
-    from tests.model_fixtures import tiny_config
-
-    path = REPO_ROOT / "train" / "configs" / "offline-cpu-prior.yaml"
-    config = parse_config(["--config", str(path), "--data", "x"])
-    model = FTVModel(tiny_config())
-    Trainer._freeze(model, config.freeze, config.keep_trainable)
-    trainable = {name.split(".")[0] for name, parameter in model.named_parameters() if parameter.requires_grad}
-    assert not config.adversarial
-    assert {"text_encoder", "face_conditioning", "flow"} <= trainable
-    frozen = {"decoder", "posterior_encoder", "duration_predictor", "face_encoder", "face_projection"}
-    assert not trainable & frozen
-
-
-def test_aligned_prior_stage_trains_only_the_decoder_side() -> None:
-    """offline-cpu-gta.yaml: the decoder learns from joe's prior latents (`decoder_latents: prior`), so everything
-    that makes the prior's statistics or the alignment (text encoder, durations, posterior, face encoder and
-    projection) stays fixed; the flow's face conditioning learns with it."""
-    from ftv_model import FTVModel
-    from ftv_train.training.trainer import Trainer
-    from tests.model_fixtures import tiny_config
-
-    path = REPO_ROOT / "train" / "configs" / "offline-cpu-gta.yaml"
-    config = parse_config(["--config", str(path), "--data", "x"])
-    assert config.model_config_kwargs()["decoder_latents"] == "prior" and config.adversarial
-    model = FTVModel(tiny_config(**config.model_config_kwargs()))
-    assert model.config.decoder_latents == "prior"
-    Trainer._freeze(model, config.freeze, config.keep_trainable)
-    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
-    assert {name.split(".")[0] for name in trainable} == {
-        "decoder",
-        "flow",
-        "face_attribute_head",
-        "audio_attribute_head",
-    }
-    assert all("cond_layer" in name for name in trainable if name.startswith("flow."))
 
 
 @pytest.mark.shared_data

@@ -6,19 +6,12 @@
     python train/train.py --config train/configs/tiny.yaml --data DIR --output runs/tiny --max_steps 20  # CPU smoke
 
 Any setting of ftv_train/training/config.py can be overridden (`--batch_size 8`, `--no-multiview`,
-`--set model.discriminator_width=0.5`); `--init DIR_OR_HUB_ID` warm-starts, `--push_to_hub org/name` publishes
-OUTPUT/final with a model card. SIGTERM/SIGINT save a checkpoint and exit with 128 + signal; SIGUSR1 refreshes
-OUTPUT/final without stopping.
+`--discriminator_width 0.5`, `--set model.segment_size=4096`); `--init DIR_OR_HUB_ID` warm-starts, `--push_to_hub
+org/name` publishes OUTPUT/final with a model card. SIGTERM/SIGINT save a checkpoint and exit with 128 + signal;
+SIGUSR1 refreshes OUTPUT/final without stopping. The same as the console command `ftv-train`.
 """
 
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root without installing
-
-from ftv_train.training.trainer import main  # noqa: E402
+from ftv_train.training.trainer import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -10,6 +10,18 @@ weights are used.
 
     python train/pretrain_face_encoder.py --init data/joe-init --data data/offline --out data/joe-face-init
 
+On a GPU machine without the dataset: pack the faces here, train the face branch there, merge it back here:
+
+    python train/pretrain_face_encoder.py --data data/offline --write-pack faces.npz
+    python train/pretrain_face_encoder.py --model-config data/joe-init/config.json --data faces.npz \
+        --out face-run --device cuda --batch-size 256 --learning-rate 5e-4 --weight-decay 0.1 \
+        --warmup-steps 300 --steps 3000 --face-drop-path-rate 0.3 --face-dropout 0.1   # on the GPU machine
+    python train/pretrain_face_encoder.py --init data/joe-init --data data/offline --out data/joe-face-init \
+        --load-face-branch face-run/face_branch.safetensors --steps 0            # merge + held-out accuracy
+
+Writes face_branch.safetensors, face_pretraining.json (the held-out accuracy curve) and, with --init, the whole
+checkpoint.
+
 Measured here: on 2 CPU cores a NesT learns faces far too slowly for a CPU budget (batch 32, 750 steps: held-out
 gender accuracy 54%; 150 steps on 256 images: training loss 0.69 -> 0.57), so the stage is made to run on a GPU
 from a small face pack (`--write-pack`, JPEG, ~40 MB) and its face branch merged back (`--load-face-branch`).
@@ -22,6 +34,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,10 +43,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+from transformers.hf_argparser import HfArg
 
 from ftv_model import FTVModel, FTVProcessor
 from ftv_model.attribute_heads import attribute_loss
-from ftv_train.data.dataset_format import face_images, load_prepared_dataset
+from ftv_train.data.dataset_format import face_images, label_target, load_prepared_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -45,18 +60,26 @@ REPORT_NAME = "face_pretraining.json"
 class FacePretrainConfig:
     """One pretraining run; saved into the report."""
 
-    data: str  # prepared dataset (faces + gender/race labels), or a face pack (.npz, `write_face_pack`)
-    out: str  # output directory: face_branch.safetensors (+ the whole checkpoint when `init` is given)
-    init: str | None = None  # FTV checkpoint whose face encoder / face head are trained (the rest copied as is)
-    model_config: str | None = None  # or: a config.json to build a fresh model from (face branch output only)
-    load_face_branch: str | None = None  # start from (or, with steps 0, just evaluate) a saved face branch
-    device: str = "cpu"
-    max_minutes: float | None = None  # fit the step count to this budget after measuring the speed
-    face_drop_path_rate: float | None = None  # regularisation for this stage (None: the model config's)
-    face_dropout: float | None = None
+    data: str = HfArg(help="prepared dataset with face labels, or a face pack (.npz, `write_face_pack`)")
+    # output directory: face_branch.safetensors (+ the whole checkpoint when `init` is given); needed unless the
+    # command line only writes a face pack
+    out: str | None = HfArg(default=None, help="output directory")
+    init: str | None = HfArg(
+        default=None, help="FTV checkpoint whose face branch is trained (e.g. a converted Piper voice)"
+    )
+    model_config: str | None = HfArg(
+        default=None, help="config.json to build a fresh model from (instead of --init; face branch output only)"
+    )
+    load_face_branch: str | None = HfArg(
+        default=None, help="face_branch.safetensors to start from (or, with --steps 0, just evaluate)"
+    )
+    device: str = HfArg(default="cpu", help="cpu or cuda")
+    max_minutes: float | None = HfArg(default=None, help="fit the step count to this time budget")
+    face_drop_path_rate: float | None = HfArg(default=None, help="NesT stochastic depth for this stage")
+    face_dropout: float | None = HfArg(default=None, help="NesT dropout for this stage")
     train_split: str = "train"
     # identities never trained on, and never the final score's: the accuracy this stage monitors is for choices
-    eval_split: str = "validation_unseen"
+    eval_split: str = HfArg(default="validation_unseen", help="held-out identities for the accuracy")
     steps: int = 1500
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -64,7 +87,7 @@ class FacePretrainConfig:
     warmup_steps: int = 100
     eval_every: int = 250
     seed: int = 0
-    threads: int | None = None
+    threads: int | None = HfArg(default=None, help="torch CPU threads")
 
 
 @dataclass
@@ -81,10 +104,6 @@ class IdentityFaces:
         return int(self.gender.shape[0])
 
 
-def _label(value: int) -> int:
-    return IGNORE_INDEX if value < 0 else int(value)  # MISSING_LABEL is -1
-
-
 def load_identity_faces(split, image_size: int) -> IdentityFaces:
     """One row per speaker (all its face views), resized to the model's input size."""
     speakers = split["speaker"]
@@ -98,8 +117,8 @@ def load_identity_faces(split, image_size: int) -> IdentityFaces:
             face = face.resize((image_size, image_size)) if face.size != (image_size, image_size) else face
             images.append(torch.from_numpy(np.asarray(face, dtype=np.uint8).copy()).permute(2, 0, 1))
             identity.append(position)
-        gender.append(_label(int(row["gender"])))
-        race.append(_label(int(row["race"])))
+        gender.append(label_target(int(row["gender"])))
+        race.append(label_target(int(row["race"])))
     return IdentityFaces(
         torch.stack(images), torch.tensor(identity), torch.tensor(gender), torch.tensor(race, dtype=torch.long)
     )
@@ -213,6 +232,8 @@ def pretrain_face_encoder(config: FacePretrainConfig) -> dict:
 
     from ftv_model import FTVConfig
 
+    if not config.out:
+        raise ValueError("Give the output directory (out): face_branch.safetensors and the report go there.")
     if config.threads:
         torch.set_num_threads(config.threads)
     device = torch.device(config.device)
@@ -337,3 +358,29 @@ def _train_face_branch(model, branch, train, held_out, processor, config, device
             logger.info("face pretraining %s", point)
     bar.close()
     return step
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`ftv-pretrain-face-encoder` / train/pretrain_face_encoder.py: train the face branch, or only write a face pack
+    (`--write-pack`)."""
+    parser = HfArgumentParser(
+        FacePretrainConfig,
+        prog="ftv-pretrain-face-encoder",
+        description="Train the face encoder and face attribute head on the dataset's face labels (L_face only), "
+        "before train.py (see ftv_train/training/face_pretraining.py).",
+    )
+    parser.add_argument("--write-pack", "--write_pack", help="only write the faces and labels of --data to this .npz")
+    config, extra = parser.parse_args_into_dataclasses(
+        list(argv) if argv is not None else None, look_for_args_file=False
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    if extra.write_pack:
+        path = write_face_pack(config.data, extra.write_pack, (config.train_split, config.eval_split))
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+        return 0
+    if not config.out:
+        parser.error("--out is required")
+    report = pretrain_face_encoder(config)
+    print(json.dumps(report["curve"][-1]))
+    print(f"wrote {config.out} ({report['seconds']:.0f} s, {report['steps']} steps on {report['device']})")
+    return 0

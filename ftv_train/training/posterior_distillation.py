@@ -8,21 +8,27 @@ synthesis is a waveform together with the latents z its decoder rendered it from
 to give z back from that waveform's linear spectrogram (Gaussian negative log-likelihood of z under the posterior,
 which is what VITS's posterior is for), so afterwards posterior -> decoder reproduces the voice and the training
 losses of later stages start consistent with the imported prior, flow and decoder.
+
+    python train/distill_posterior.py --model data/joe-face-init --data data/offline --out data/joe-distilled
+
+Writes the full model and posterior_distillation.json (the held-out negative log-likelihood before and after).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+from transformers.hf_argparser import HfArg
 
 from ftv_model import FTVModel, FTVProcessor
 
@@ -33,11 +39,11 @@ logger = logging.getLogger(__name__)
 class DistillationConfig:
     """Pairs come from `num_utterances` corpus sentences (phonemes) and faces, spoken by the model itself."""
 
-    model: Path
-    data: Path
-    out: Path
+    model: Path = HfArg(help="full FTV model (e.g. a converted Piper voice)")
+    data: Path = HfArg(help="prepared dataset: its sentences and faces are used")
+    out: Path = HfArg(help="where the model with the distilled posterior goes")
     split: str = "train"
-    num_utterances: int = 512
+    num_utterances: int = HfArg(default=512, help="corpus sentences the model speaks for the pairs")
     steps: int = 1500
     batch_size: int = 8
     synthesis_batch_size: int = 8
@@ -45,7 +51,7 @@ class DistillationConfig:
     noise_scale: float = 0.667
     noise_scale_duration: float = 0.8
     seed: int = 0
-    threads: int | None = None
+    threads: int | None = HfArg(default=None, help="torch CPU threads")
 
 
 @dataclass
@@ -196,24 +202,20 @@ def run_distillation(config: DistillationConfig) -> dict:
     return summary
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> HfArgumentParser:
+    """`ftv-distill-posterior`'s options: one per DistillationConfig field."""
+    return HfArgumentParser(
+        DistillationConfig,
+        prog="ftv-distill-posterior",
         description="Fit a fresh posterior encoder to an imported voice's own latents (see the module docstring).",
     )
-    parser.add_argument("--model", type=Path, required=True, help="full FTV model (e.g. a converted Piper voice)")
-    parser.add_argument("--data", type=Path, required=True, help="prepared dataset: its sentences and faces are used")
-    parser.add_argument("--out", type=Path, required=True, help="where the model with the distilled posterior goes")
-    defaults = DistillationConfig(Path(), Path(), Path())
-    for name in ("split", "num_utterances", "steps", "batch_size", "synthesis_batch_size", "learning_rate", "seed"):
-        value = getattr(defaults, name)
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    """`ftv-distill-posterior` / train/distill_posterior.py."""
+    parser = build_parser()
+    (config,) = parser.parse_args_into_dataclasses(list(argv) if argv is not None else None, look_for_args_file=False)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    summary = run_distillation(DistillationConfig(**vars(args)))
+    summary = run_distillation(config)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
     return 0
