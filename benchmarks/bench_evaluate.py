@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingface_hub
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
@@ -31,9 +29,42 @@ import torch  # noqa: E402
 
 from ftv_train.common.audio import load_audio  # noqa: E402
 from ftv_train.data.dataset_format import FEATURES  # noqa: E402
-from ftv_train.evaluation.runner import EvalConfig, MetricSuite, run_evaluation  # noqa: E402
+from ftv_train.evaluation import EvalConfig, MetricSuite, run_evaluation  # noqa: E402
 
 SHARED = Path(os.environ.get("FTV_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+# The paper's architecture at the tests' toy widths (tests/model_fixtures.py, which benchmarks may not import).
+TINY_MODEL = dict(
+    hidden_size=32,
+    ffn_dim=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    flow_size=16,
+    prior_encoder_num_flows=2,
+    prior_encoder_num_wavenet_layers=2,
+    posterior_encoder_num_wavenet_layers=2,
+    duration_predictor_filter_channels=32,
+    duration_predictor_num_flows=2,
+    upsample_initial_channel=32,
+    resblock_kernel_sizes=(3,),
+    resblock_dilation_sizes=((1, 3),),
+    face_embed_dims=(16, 32, 64),
+    face_num_heads=(1, 2, 2),
+    face_depths=(1, 1, 1),
+    face_embedding_size=32,
+    global_conditioning_size=32,
+    attribute_hidden_size=16,
+    audio_attribute_length=256,
+)
+
+
+def save_tiny_model(directory: Path) -> Path:
+    """A randomly initialised tiny model + processor, saved as a normal `save_pretrained` directory."""
+    from ftv_model import FTVConfig, FTVModel, FTVProcessor
+
+    torch.manual_seed(0)
+    FTVModel(FTVConfig(**TINY_MODEL)).save_pretrained(directory)
+    FTVProcessor().save_pretrained(directory)
+    return directory
 
 
 def build_dataset(out: Path) -> Path:
@@ -120,8 +151,8 @@ def main() -> None:
     print(f"# {n} real VCTK utterances, {audio_s / n:.2f} s mean, torch threads {args.threads}, CPU")
     for name, fn in (
         ("SECS embedding (Resemblyzer, batched)", suite.encoder.embed),
-        (f"CER transcription ({suite.recognizer.name})", suite.recognizer.transcribe),
-        (f"naturalness ({suite.naturalness.name})", suite.naturalness.score),
+        (f"CER transcription ({suite.scorers['recognizer'].name})", suite.scorers["recognizer"].transcribe),
+        (f"naturalness ({suite.scorers['naturalness'].name})", suite.scorers["naturalness"].score),
     ):
         start = time.perf_counter()
         fn(wavs)
@@ -139,9 +170,7 @@ def main() -> None:
     print(f"{'runner, ground-truth row, resumed (all cached)':55s} {per_minute(n, time.perf_counter() - start)}")
 
     if args.model is None:
-        from tests.model_fixtures import save_tiny_checkpoint
-
-        model = save_tiny_checkpoint(work / "tiny-model")
+        model = save_tiny_model(work / "tiny-model")
         rate = args.speaking_rate or 4.0
         label = "tiny random model"
     else:

@@ -16,9 +16,7 @@ from PIL import Image
 from ftv_model.attributes import GENDER_LABELS, RACE_LABELS
 from ftv_train.common.audio import load_audio
 from ftv_train.data.dataset_format import FEATURES
-from ftv_train.evaluation.metrics.gender import VoiceGenderClassifier
-from ftv_train.evaluation.metrics.speaker import SpeakerReferences
-from ftv_train.evaluation.runner import (
+from ftv_train.evaluation import (
     EvalConfig,
     FTVSynthesizer,
     MetricSuite,
@@ -31,6 +29,10 @@ from ftv_train.evaluation.runner import (
     shuffled_face_donors,
     speaker_ages,
 )
+from ftv_train.evaluation.metrics import registry
+from ftv_train.evaluation.metrics.base import Column, Metric, fmt
+from ftv_train.evaluation.metrics.gender import VoiceGenderClassifier
+from ftv_train.evaluation.metrics.speaker import SpeakerReferences
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LONDON_RACE = {"white": "white", "black": "black", "east_asian": "asian", "west_asian": "middle eastern"}
@@ -282,13 +284,67 @@ def test_changing_a_metric_backend_rescores_saved_audio_without_synthesis(
     config = copy.copy(first_run["config"])
     config.out = out
     config.systems = ["ground_truth", "model"]
-    suite = copy.copy(metric_suite)
-    suite.naturalness = ConstantScorer()
+    suite = metric_suite.with_scorer("naturalness", ConstantScorer())
     synth = CountingSynthesizer(first_run["synth"].inner)
     results = run_evaluation(config, synthesizer=synth, metrics=suite)
     assert synth.items == 0 and results["run_stats"]["reused_audio"] == 6 and results["run_stats"]["scored"] == 12
     assert results["systems"]["model"]["overall"]["naturalness"] == 1.0
     assert results["backends"]["naturalness"] == "constant"
+
+
+class PeakLevel(Metric):
+    """A toy metric, as a new module would define it: the loudest sample of each utterance."""
+
+    name = "peak"
+    backend = "peak_meter"
+    backend_title = "peak meter"
+
+    def load(self, settings):
+        class Meter:
+            name = "numpy abs max"
+
+        return Meter()
+
+    def score(self, model, wavs, utterances):
+        return [{"peak": float(np.abs(wav).max())} for wav in wavs]
+
+    def summarize(self, records, items):
+        return {"peak": float(np.mean([r["peak"] for r in records]))}
+
+    def columns(self, results):
+        return [Column("Peak level", lambda row: fmt(row["overall"]["peak"], ".3f"))]
+
+    def section(self, results):
+        rows = [f"- {row['title']}: {fmt(row['overall']['peak'], '.3f')}" for row in results["systems"].values()]
+        return ["## Peak level", "", *rows, ""]
+
+
+def test_a_metric_registered_with_one_line_is_recorded_summarized_and_reported(
+    first_run: dict, metric_suite: MetricSuite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Adding a metric is its module and one line in the registry: the new metric's fields land in each record
+    (saved audio re-scored, since the cache lacks its backend), its summary in metrics.json, its cells in the report."""
+    import copy
+    import shutil
+
+    monkeypatch.setattr(registry, "METRICS", [*registry.METRICS, PeakLevel])  # the one line
+    out = tmp_path / "copy"
+    shutil.copytree(first_run["out"], out)
+    config = copy.copy(first_run["config"])
+    config.out, config.systems, config.plots = out, ["ground_truth"], False
+    suite = MetricSuite(device="cpu", naturalness="dnsmos", scorers=metric_suite.scorers)  # loads only the new one
+    results = run_evaluation(config, metrics=suite)
+    assert results["run_stats"]["scored"] == 6 and results["backends"]["peak_meter"] == "numpy abs max"
+    records = [json.loads(p.read_text()) for p in sorted((out / "cache" / "ground_truth").rglob("*.json"))]
+    assert len(records) == 6 and all(0 < r["peak"] <= 1 and r["peak_meter_backend"] == "numpy abs max" for r in records)
+    row = results["systems"]["ground_truth"]
+    assert row["overall"]["peak"] == pytest.approx(np.mean([r["peak"] for r in records]))
+    assert set(row["splits"]) == {"test_seen", "test_unseen"} and all("peak" in s for s in row["splits"].values())
+    assert row["overall"]["secs"] == pytest.approx(first_run["results"]["systems"]["ground_truth"]["overall"]["secs"])
+    assert json.loads((out / "metrics.json").read_text())["systems"]["ground_truth"]["overall"]["peak"] > 0
+    report = (out / "report.md").read_text()
+    assert "| Gender agreement (speakers) | Peak level |" in report and "peak meter: numpy abs max" in report
+    assert f"- Ground truth (ceiling): {row['overall']['peak']:.3f}" in report
 
 
 def test_cli_resumes_a_finished_run(first_run: dict, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

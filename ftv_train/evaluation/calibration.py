@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ftv_train.evaluation.arguments import argument_parser, comma_separated, parse_settings
 from ftv_train.evaluation.metrics.calibration import expected_calibration_error, reliability_bins
 
 __all__ = [
@@ -104,15 +105,28 @@ def read_face_attributes(model: Any, processor: Any, faces: Sequence[Any], batch
 class CalibrationConfig:
     """One calibration: which model, which held-out identities, and whether to write the temperatures back."""
 
-    model: str
-    data: str
-    split: str = "validation_unseen"
-    attributes: list[str] = field(default_factory=lambda: ["gender", "race"])
-    write: bool = False  # store the temperatures in the model's config.json (+ face_calibration.json beside it)
-    plot: str | None = None  # a PNG: the gender reading's reliability diagram, before and after, on every split scored
-    # other held-out splits scored before and after with the fitted temperatures (never fitted on), e.g. test_unseen
-    check_splits: list[str] = field(default_factory=list)
-    threads: int | None = None
+    model: str = field(metadata={"help": "FTV checkpoint directory"})
+    data: str = field(metadata={"help": "prepared dataset with a validation_unseen split"})
+    split: str = field(default="validation_unseen", metadata={"help": "held-out identities to fit on"})
+    attributes: list[str] = field(
+        default_factory=lambda: ["gender", "race"], metadata={"help": "face attributes, comma separated"}
+    )
+    write: bool = field(
+        default=False,
+        metadata={"help": "store the temperatures in the model's config.json (+ face_calibration.json beside it)"},
+    )
+    plot: str | None = field(
+        default=None,
+        metadata={"help": "write the gender reading's reliability diagram (before / after, every split scored) here"},
+    )
+    check_splits: list[str] = field(
+        default_factory=list,
+        metadata={"help": "held-out splits scored (never fitted on) with the fitted temperatures, e.g. test_unseen"},
+    )
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads"})
+
+    def __post_init__(self) -> None:
+        self.attributes, self.check_splits = comma_separated(self.attributes), comma_separated(self.check_splits)
 
 
 def _held_out_faces(data: str, split: str) -> tuple[list[Any], dict[str, np.ndarray], list[str]]:
@@ -120,7 +134,7 @@ def _held_out_faces(data: str, split: str) -> tuple[list[Any], dict[str, np.ndar
     identities (calibrating on faces the head was trained on makes it more overconfident, not less)."""
     from ftv_train.data.dataset_format import load_prepared_dataset
     from ftv_train.data.splits import HELD_OUT_SPLITS
-    from ftv_train.evaluation.runner import SplitData
+    from ftv_train.evaluation.data import SplitData
 
     if split not in HELD_OUT_SPLITS:
         raise ValueError(
@@ -218,30 +232,8 @@ def calibrate_face_head(config: CalibrationConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="FTV checkpoint directory")
-    parser.add_argument("--data", required=True, help="prepared dataset with a validation_unseen split")
-    parser.add_argument("--split", default="validation_unseen", help="held-out identities to fit on")
-    parser.add_argument("--attributes", default="gender,race", help="comma separated")
-    parser.add_argument("--write", action="store_true", help="store the temperatures in the model's config.json")
-    parser.add_argument(
-        "--check-splits", default="", help="held-out splits scored with the fitted temperatures, e.g. test_unseen"
-    )
-    parser.add_argument("--plot", help="write the gender reading's reliability diagram (before / after) to this PNG")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    args = parser.parse_args(argv)
-    config = CalibrationConfig(
-        model=args.model,
-        data=args.data,
-        split=args.split,
-        attributes=[a.strip() for a in args.attributes.split(",") if a.strip()],
-        write=args.write,
-        check_splits=[a.strip() for a in args.check_splits.split(",") if a.strip()],
-        plot=args.plot,
-        threads=args.threads,
-    )
+    parser = argument_parser([CalibrationConfig], __doc__)
+    (config,) = parse_settings(parser, argv)
     try:
         report = calibrate_face_head(config)
     except (ValueError, OSError) as error:

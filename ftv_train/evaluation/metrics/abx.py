@@ -10,9 +10,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from .base import Column, Metric, Record, Results, SplitContext, embeddings_of, fmt, fmt_ci, mean_or_none
+from .intervals import proportion_interval
 from .speaker import SpeakerReferences, l2_normalize
 
 
@@ -67,3 +70,56 @@ def abx_accuracy(
         correct.append(bool(np.argmax(scores) == 0 and scores[0] > np.max(scores[1:])))
     accuracy = float(np.mean(correct)) if correct else float("nan")
     return AbxResult(accuracy, 1.0 / (k + 1), k, len(correct), correct)
+
+
+def chance_level(results: Results) -> float | None:
+    """The ABX chance of the report's rows (the same for all of them)."""
+    return next((s["overall"]["abx_chance"] for s in results["systems"].values() if s["overall"]["abx_chance"]), None)
+
+
+class AbxMatching(Metric):
+    """Top-1 ABX accuracy of each split's utterances against its speakers' real voices, with its chance level."""
+
+    name = "abx"
+
+    def split_items(self, records: Sequence[Record], context: SplitContext) -> dict[str, list]:
+        if len(context.references.speakers) < 2:
+            return {"abx": [], "chance": []}
+        speakers, ids = [r["speaker"] for r in records], [r["id"] for r in records]
+        result = abx_accuracy(
+            embeddings_of(records), speakers, ids, context.references, k=context.abx_k, seed=context.seed
+        )
+        return {"abx": [float(x) for x in result.correct], "chance": [result.chance] * len(records)}
+
+    def summarize(self, records: Sequence[Record], items: dict[str, list]) -> dict[str, object]:
+        return {
+            "abx_accuracy": mean_or_none(items["abx"]),
+            "abx_accuracy_ci95": proportion_interval(items["abx"]),
+            "abx_chance": mean_or_none(items["chance"]),
+        }
+
+    def columns(self, results: Results) -> list[Column]:
+        header = f"ABX top-1 (chance {fmt(chance_level(results), '.0%')})"
+        return [
+            Column(header, lambda row: fmt_ci(row["overall"]["abx_accuracy"], row["overall"].get("abx_accuracy_ci95")))
+        ]
+
+    def split_columns(self, results: Results) -> list[Column]:
+        return [Column("ABX", lambda summary: fmt(summary["abx_accuracy"], ".1%"))]
+
+    def note(self, results: Results) -> str:
+        return (
+            "ABX: the target speaker's real voice is the nearest (cosine) among it and "
+            f"k={results['config']['abx_k']} other speakers' real voices."
+        )
+
+    def plots(self, results: Results, records: dict[str, dict[str, list[Record]]], folder: Path) -> list[Path]:
+        systems = results["systems"]
+        names = list(systems)
+        values = [systems[s]["overall"]["abx_accuracy"] for s in names]
+        if all(v is None for v in values):
+            return []
+        from .plots import bar_chart
+
+        path = folder / "abx_by_system.png"
+        return [bar_chart(names, values, path, "Objective ABX (top-1)", "accuracy", reference=chance_level(results))]

@@ -10,6 +10,7 @@ words ("6 spoons" -> "six spoons", since Whisper prints digits and wav2vec2 spel
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -22,6 +23,17 @@ import numpy as np
 import torch
 
 from ftv_train.common.audio import SAMPLE_RATE, prepare_batch
+from ftv_train.evaluation.metrics.base import (
+    Column,
+    Metric,
+    MetricSettings,
+    Record,
+    Results,
+    UtteranceText,
+    fmt,
+    fmt_ci,
+)
+from ftv_train.evaluation.metrics.intervals import ratio_interval
 
 WAV2VEC2_MODEL_ID = "facebook/wav2vec2-base-960h"
 
@@ -281,3 +293,48 @@ def load_recognizer(spec: str = "whisper", device: str = "cpu", model_path: str 
     if name == "wav2vec2":
         return Wav2Vec2Recognizer(path or WAV2VEC2_MODEL_ID, device=device)
     raise ValueError(f"Unknown recogniser {spec!r}: use 'whisper' or 'wav2vec2' (optionally 'name:/local/path').")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The report's metric
+
+
+class CharacterErrorRate(Metric):
+    """Corpus CER of the recogniser's transcripts; records keep the counts, so a resumed run adds up exactly."""
+
+    name = "cer"
+    backend = "recognizer"
+    backend_title = "recogniser"
+
+    def load(self, settings: MetricSettings) -> Recognizer:
+        return load_recognizer(settings.recognizer, device=settings.device, model_path=settings.recognizer_path)
+
+    def score(self, model: Recognizer, wavs: Sequence[np.ndarray], utterances: Sequence[UtteranceText]) -> list[Record]:
+        records = []
+        for utterance, hypothesis in zip(utterances, model.transcribe(wavs)):
+            errors, reference_chars = character_errors(utterance.text, hypothesis)
+            records.append({"hypothesis": hypothesis, "cer_errors": errors, "cer_reference_chars": reference_chars})
+        return records
+
+    def summarize(self, records: Sequence[Record], items: dict[str, list]) -> dict[str, object]:
+        errors = [r["cer_errors"] for r in records]
+        reference_chars = [r["cer_reference_chars"] for r in records]
+        result = cer_from_counts(errors, reference_chars, records[0].get("recognizer_backend", "unknown"))
+        return {
+            "cer": None if math.isnan(result.cer) else result.cer,
+            "cer_ci95": ratio_interval(errors, reference_chars),
+            "cer_errors": result.errors,
+            "cer_reference_chars": result.reference_chars,
+        }
+
+    def columns(self, results: Results) -> list[Column]:
+        return [Column("CER", lambda row: fmt_ci(row["overall"]["cer"], row["overall"].get("cer_ci95")))]
+
+    def split_columns(self, results: Results) -> list[Column]:
+        return [Column("CER", lambda summary: fmt(summary["cer"], ".4f"))]
+
+    def note(self, results: Results) -> str:
+        return (
+            f"CER: corpus character error rate of the {results['backends']['recognizer']} transcript after "
+            "normalisation (lowercase, numbers as words, punctuation removed)."
+        )

@@ -19,6 +19,8 @@ from itertools import combinations
 
 import numpy as np
 
+from .base import Metric, Record, Results, fmt_ci
+
 BOOTSTRAP_ROUNDS = 300
 
 
@@ -78,3 +80,39 @@ def voice_similarities(
     for key, values in draws.items():
         result[f"{key}_ci95"] = [float(x) for x in np.percentile(values, [2.5, 97.5])] if len(values) > 10 else None
     return result
+
+
+class VoiceDiversity(Metric):
+    """Within-gender and same-speaker similarity of a system's voices (over its records, not per utterance)."""
+
+    name = "diversity"
+
+    def summarize(self, records: Sequence[Record], items: dict[str, list]) -> dict[str, float | list[float] | None]:
+        return voice_similarities(
+            [r["embedding"] for r in records],
+            [r["speaker"] for r in records],
+            [int(r.get("gender", -1)) for r in records],
+        )
+
+    def section(self, results: Results) -> list[str]:
+        lines = [
+            "## One voice per person",
+            "",
+            "| System | Similarity between different speakers of one gender | Same speaker, different photos |",
+            "|---|---|---|",
+        ]
+        for row in results["systems"].values():
+            o = row["overall"]
+            lines.append(
+                f"| {row['title']} | "
+                f"{fmt_ci(o.get('within_gender_similarity'), o.get('within_gender_similarity_ci95'), '.3f')} | "
+                f"{fmt_ci(o.get('same_speaker_similarity'), o.get('same_speaker_similarity_ci95'), '.3f')} |"
+            )
+        return lines + [
+            "",
+            "Speaker-embedding cosine similarities (evaluation.metrics.diversity). Between different speakers of one "
+            "gender label (each speaker's utterances averaged): near 1 means everyone of a gender gets the same "
+            "voice; the model should sit near the ground-truth row. Same speaker: two utterances of one speaker, "
+            "spoken from different photos of them. In brackets: 95% bootstrap intervals over speakers.",
+            "",
+        ]

@@ -16,6 +16,9 @@ import numpy as np
 
 from ftv_model.attributes import GENDER_LABELS
 
+from .base import Column, Metric, Record, Results, SplitContext, embeddings_of, fmt, fmt_ci, mean_or_none
+from .intervals import proportion_interval
+
 _FORMAT = "ftv-voice-gender-logreg/1"
 
 
@@ -137,3 +140,77 @@ def held_out_speaker_accuracy(
         hits += int(np.sum(clf.predict(np.asarray(embeddings)[test]) == y[test]))
         total += int(test.sum())
     return hits / total if total else float("nan")
+
+
+def speaker_majority(agree: Sequence[float], speakers: Sequence[str]) -> float | None:
+    """Share of speakers whose utterances mostly agree with their gender label (a tie counts one half)."""
+    by_speaker: dict[str, list[float]] = {}
+    for value, speaker in zip(agree, speakers):
+        by_speaker.setdefault(speaker, []).append(value)
+    if not by_speaker:
+        return None
+    votes = [1.0 if np.mean(v) > 0.5 else 0.5 if np.mean(v) == 0.5 else 0.0 for v in by_speaker.values()]
+    return float(np.mean(votes))
+
+
+class GenderAgreement(Metric):
+    """The voice-gender classifier's reading of each utterance against the speaker's gender label, per utterance
+    and per speaker; its section says how the classifier was fitted."""
+
+    name = "gender_agreement"
+
+    def split_items(self, records: Sequence[Record], context: SplitContext) -> dict[str, list]:
+        if context.classifier is None:
+            return {"agree": [], "agree_speakers": []}
+        predicted = context.classifier.predict(embeddings_of(records))
+        genders = [int(r.get("gender", -1)) for r in records]
+        labelled = [(float(p == g), r["speaker"]) for p, g, r in zip(predicted, genders, records) if g >= 0]
+        return {"agree": [a for a, _ in labelled], "agree_speakers": [s for _, s in labelled]}
+
+    def summarize(self, records: Sequence[Record], items: dict[str, list]) -> dict[str, object]:
+        agree = items["agree"]
+        return {
+            "gender_agreement": mean_or_none(agree),
+            "gender_agreement_ci95": proportion_interval(agree),
+            "gender_labelled": len(agree),
+            "gender_agreement_speakers": speaker_majority(agree, items.get("agree_speakers", [])),
+        }
+
+    def columns(self, results: Results) -> list[Column]:
+        return [
+            Column(
+                "Gender agreement (utterances)",
+                lambda row: fmt_ci(row["overall"]["gender_agreement"], row["overall"].get("gender_agreement_ci95")),
+            ),
+            Column(
+                "Gender agreement (speakers)", lambda row: fmt(row["overall"].get("gender_agreement_speakers"), ".1%")
+            ),
+        ]
+
+    def split_columns(self, results: Results) -> list[Column]:
+        return [Column("Gender agr.", lambda summary: fmt(summary["gender_agreement"], ".1%"))]
+
+    def note(self, results: Results) -> str:
+        return (
+            "Gender agreement: a voice-gender classifier on the audio agrees with the speaker's gender label, per "
+            "utterance and per speaker (the majority of a speaker's utterances)."
+        )
+
+    def section(self, results: Results) -> list[str]:
+        classifier = results.get("gender_classifier")
+        lines = ["## Voice-gender classifier", ""]
+        if classifier:
+            lines.append(
+                "Logistic regression on Resemblyzer embeddings of real speech"
+                + (
+                    f" from `{classifier['fit_split']}` ({classifier['num_speakers']} speakers)"
+                    if "fit_split" in classifier
+                    else ""
+                )
+                + f"; accuracy on held-out speakers: {fmt(classifier.get('held_out_speaker_accuracy'), '.1%')}. "
+                "Its agreement on the ground-truth row is its accuracy on this split's real speech."
+            )
+        else:
+            lines.append("No classifier (no labelled real speech of both genders to fit it on): gender agreement n/a.")
+        lines.append("")
+        return lines

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95
 
@@ -22,6 +21,8 @@ def proportion_interval(outcomes: Sequence[float], confidence: float = CONFIDENC
     """Wilson interval of the share of 1s among 0/1 `outcomes` (None when there are none)."""
     if not len(outcomes):
         return None
+    from scipy import stats  # imported on use: importing the metrics stays cheap
+
     values = np.asarray(outcomes, dtype=float)
     if not np.all((values == 0) | (values == 1)):
         raise ValueError("proportion_interval needs 0/1 outcomes.")
@@ -39,6 +40,7 @@ def ratio_interval(
     """Percentile bootstrap interval of sum(errors) / sum(reference_chars), resampling utterances (None below two)."""
     if len(errors) < 2 or sum(reference_chars) <= 0:
         return None
+    from scipy import stats
 
     def corpus_rate(e: np.ndarray, n: np.ndarray, axis: int = -1) -> np.ndarray:
         return e.sum(axis=axis) / np.maximum(n.sum(axis=axis), 1)

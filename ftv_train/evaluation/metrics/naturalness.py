@@ -15,6 +15,16 @@ import numpy as np
 import torch
 
 from ftv_train.common.audio import SAMPLE_RATE, prepare_batch
+from ftv_train.evaluation.metrics.base import (
+    Column,
+    Metric,
+    MetricSettings,
+    Record,
+    Results,
+    UtteranceText,
+    fmt,
+    mean_or_none,
+)
 
 UTMOS_HUB_REPO = "tarepan/SpeechMOS:v1.2.0"
 UTMOS_ENTRY = "utmos22_strong"
@@ -165,3 +175,30 @@ def load_naturalness(
     raise ValueError(
         f"Unknown naturalness scorer {spec!r}: use 'auto', 'dnsmos', 'utmos' or a UTMOS hub dir/checkpoint."
     )
+
+
+class Naturalness(Metric):
+    """Mean naturalness score; its column is headed by the scorer's name, since the scales differ."""
+
+    name = "naturalness"
+    backend = "naturalness"
+    backend_title = "naturalness"
+
+    def load(self, settings: MetricSettings) -> NaturalnessScorer:
+        return load_naturalness(settings.naturalness, device=settings.device, utmos_path=settings.utmos_path)
+
+    def score(
+        self, model: NaturalnessScorer, wavs: Sequence[np.ndarray], utterances: Sequence[UtteranceText]
+    ) -> list[Record]:
+        return [{"naturalness": float(value)} for value in model.score(wavs)]
+
+    def summarize(self, records: Sequence[Record], items: dict[str, list]) -> dict[str, float | None]:
+        return {"naturalness": mean_or_none([r["naturalness"] for r in records])}
+
+    def columns(self, results: Results) -> list[Column]:
+        scorer = results["backends"]["naturalness"]
+        return [Column(scorer, lambda row: fmt(row["overall"]["naturalness"], ".3f"))]
+
+    def split_columns(self, results: Results) -> list[Column]:
+        scorer = results["backends"]["naturalness"]
+        return [Column(scorer, lambda summary: fmt(summary["naturalness"], ".3f"))]

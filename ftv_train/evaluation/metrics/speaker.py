@@ -14,6 +14,18 @@ import numpy as np
 import torch
 
 from ftv_train.common.audio import SAMPLE_RATE, prepare_batch
+from ftv_train.evaluation.metrics.base import (
+    Column,
+    Metric,
+    MetricSettings,
+    Record,
+    Results,
+    SplitContext,
+    UtteranceText,
+    embeddings_of,
+    fmt,
+    mean_or_none,
+)
 
 EMBEDDING_DIM = 256
 # Resemblyzer's own defaults for embed_utterance: partials per second and the coverage needed to keep the last one.
@@ -159,3 +171,82 @@ def secs_to_references(
     """SECS of each utterance against its target speaker's real voice (leave-one-out centroid)."""
     targets = np.stack([references.centroid(s, exclude_id=i) for s, i in zip(speakers, ids)]) if len(ids) else []
     return secs(np.asarray(embeddings), np.asarray(targets)) if len(ids) else np.zeros(0)
+
+
+SPLIT_TITLES = {"test_seen": "Seen SECS", "test_unseen": "Unseen SECS"}
+TSNE_SYSTEMS = ("ground_truth", "model")  # the paper's figures: real voices next to the model's
+
+
+class SpeakerSimilarity(Metric):
+    """SECS against each speaker's real recordings of the split; its embedding is also what ABX, gender agreement
+    and the voice diversity read."""
+
+    name = "secs"
+    backend = "speaker"
+    backend_title = "speaker encoder"
+
+    def load(self, settings: MetricSettings) -> SpeakerEncoder:
+        return SpeakerEncoder(device=settings.device)
+
+    def score(
+        self, model: SpeakerEncoder, wavs: Sequence[np.ndarray], utterances: Sequence[UtteranceText]
+    ) -> list[Record]:
+        return [{"embedding": [round(float(x), 6) for x in emb]} for emb in model.embed(wavs)]
+
+    def split_items(self, records: Sequence[Record], context: SplitContext) -> dict[str, list]:
+        speakers, ids = [r["speaker"] for r in records], [r["id"] for r in records]
+        return {"secs": secs_to_references(embeddings_of(records), speakers, ids, context.references).tolist()}
+
+    def summarize(self, records: Sequence[Record], items: dict[str, list]) -> dict[str, float | None]:
+        values = items["secs"]
+        return {"secs": mean_or_none(values), "secs_std": float(np.std(values)) if values else None}
+
+    def columns(self, results: Results) -> list[Column]:
+        def per_split(split: str) -> Column:
+            return Column(
+                SPLIT_TITLES.get(split, f"SECS ({split})"), lambda row: fmt(row["splits"].get(split, {}).get("secs"))
+            )
+
+        return [per_split(split) for split in results["config"]["splits"]]
+
+    def split_columns(self, results: Results) -> list[Column]:
+        return [Column("SECS", lambda summary: fmt(summary["secs"]))]
+
+    def note(self, results: Results) -> str:
+        return (
+            "SECS: cosine x100 between the utterance's Resemblyzer embedding and the mean embedding of the target "
+            "speaker's *other* real recordings in the split (leave-one-out, so the ground-truth row is a true "
+            "ceiling)."
+        )
+
+    def plots(self, results: Results, records: dict[str, dict[str, list[Record]]], folder: Path) -> list[Path]:
+        """t-SNE of the real and the model's voices (per split, and pooled), and SECS by system."""
+        from ftv_train.evaluation.metrics.plots import bar_chart, tsne_plot
+
+        files: list[Path] = []
+        systems = results["systems"]
+        for system in TSNE_SYSTEMS:
+            groups = dict(records.get(system, {}))
+            if len(groups) > 1:  # pooled over splits too (the paper shows seen and unseen speakers separately)
+                groups["all"] = [r for recs in records[system].values() for r in recs]
+            for split, recs in groups.items():
+                recs = tsne_subset(recs, results["config"]["tsne_max_speakers"])
+                if len({r["speaker"] for r in recs}) < 2 or len(recs) < 4:
+                    continue
+                emb = np.asarray([r["embedding"] for r in recs])
+                title = f"{systems[system]['title']}, {split}: Resemblyzer embeddings (t-SNE)"
+                path = folder / f"tsne_{system}_{split}.png"
+                files.append(tsne_plot(emb, [r["speaker"] for r in recs], path, title))
+        names = list(systems)
+        secs_values = [systems[s]["overall"]["secs"] for s in names]
+        files.append(bar_chart(names, secs_values, folder / "secs_by_system.png", "SECS", "SECS (0-100)"))
+        return files
+
+
+def tsne_subset(records: list[Record], max_speakers: int) -> list[Record]:
+    """The speakers with most utterances, so the figure stays readable on large splits."""
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["speaker"]] = counts.get(r["speaker"], 0) + 1
+    keep = set(sorted(counts, key=lambda s: (-counts[s], s))[:max_speakers])
+    return [r for r in records if r["speaker"] in keep]
