@@ -577,6 +577,13 @@ class FTVModel(FTVPreTrainedModel):
         self.face_descriptor_fusion = DescriptorFusion(
             self.config.face_descriptor_size, self.config.face_descriptor_hidden_size, self.config.face_embedding_size
         ).to(device=reference.device, dtype=reference.dtype)
+        # Where __init__ registers it, so the parameter order (which optimizer state follows) is that of a model
+        # built with the branch, as a resumed run builds it.
+        order = list(self._modules)
+        order.remove("face_descriptor_fusion")
+        follower = next(name for name in ("face_projection", "flow") if name in order)
+        order.insert(order.index(follower), "face_descriptor_fusion")
+        self._modules = {name: self._modules[name] for name in order}
 
     def _check_face_descriptors(
         self, face_descriptors: torch.Tensor | None, pixel_values: torch.Tensor

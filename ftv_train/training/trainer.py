@@ -56,6 +56,7 @@ from ftv_train.training.gan_step import GANStep
 from ftv_train.training.media_logging import MediaLogger
 from ftv_train.training.meters import StepMeters
 from ftv_train.training.model_card import push_to_hub
+from ftv_train.training.optimizer_state import match_optimizer_state, trainable_names, write_parameter_names
 from ftv_train.training.training_data import build_training_data, load_descriptor_cache
 from ftv_train.training.validation import evaluate
 from ftv_train.training.warm_start import (
@@ -184,6 +185,8 @@ class Trainer:
         self.model_config: FTVConfig = self.model.config
         generator_parameters = [p for p in self.model.parameters() if p.requires_grad]
         discriminator_parameters = [p for p in self.discriminator.parameters() if p.requires_grad]
+        self.optimizer_parameter_names = {"generator": trainable_names(self.model)}  # saved beside the state
+        self.optimizer_parameter_names["discriminator"] = trainable_names(self.discriminator)
         fused = config.fused_optimizer and device.type in ("cuda", "cpu", "mps")
         self.sync_free_skip = fused and self.mixed_precision != "fp16"
         d_lr = config.discriminator_learning_rate or config.learning_rate
@@ -276,6 +279,7 @@ class Trainer:
         self.accelerator.unwrap_model(self.disc).config.to_json_file(str(directory / DISCRIMINATOR_CONFIG_FILE))
         self.processor.save_pretrained(str(directory / PROCESSOR_DIR))
         (directory / TRAIN_CONFIG_FILE).write_text(self.config.to_yaml())
+        write_parameter_names(directory, self.optimizer_parameter_names)
         extra = {
             "num_processes": self.accelerator.num_processes,
             "batch_size": self.config.batch_size,
@@ -294,6 +298,8 @@ class Trainer:
 
     def _load_checkpoint(self, path: Path) -> None:
         self.accelerator.load_state(str(path))
+        optimizers = {"generator": self.optimizer_g.optimizer, "discriminator": self.optimizer_d.optimizer}
+        match_optimizer_state(path, optimizers, self.optimizer_parameter_names, self.info)
         self.state, saved = read_training_state(path)
         self.metrics = dict(saved.get("metrics") or {})
         old_processes = int(saved.get("num_processes", self.accelerator.num_processes))
