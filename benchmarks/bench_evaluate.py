@@ -26,35 +26,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingf
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
+from tiny_model import TINY_MODEL  # noqa: E402
 
 from ftv_train.common.audio import load_audio  # noqa: E402
 from ftv_train.data.dataset_format import FEATURES  # noqa: E402
 from ftv_train.evaluation import EvalConfig, MetricSuite, run_evaluation  # noqa: E402
 
 SHARED = Path(os.environ.get("FTV_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-# The paper's architecture at the tests' toy widths (tests/model_fixtures.py, which benchmarks may not import).
-TINY_MODEL = dict(
-    hidden_size=32,
-    ffn_dim=64,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    flow_size=16,
-    prior_encoder_num_flows=2,
-    prior_encoder_num_wavenet_layers=2,
-    posterior_encoder_num_wavenet_layers=2,
-    duration_predictor_filter_channels=32,
-    duration_predictor_num_flows=2,
-    upsample_initial_channel=32,
-    resblock_kernel_sizes=(3,),
-    resblock_dilation_sizes=((1, 3),),
-    face_embed_dims=(16, 32, 64),
-    face_num_heads=(1, 2, 2),
-    face_depths=(1, 1, 1),
-    face_embedding_size=32,
-    global_conditioning_size=32,
-    attribute_hidden_size=16,
-    audio_attribute_length=256,
-)
 
 
 def save_tiny_model(directory: Path) -> Path:

@@ -27,23 +27,14 @@ import yaml
 from transformers import HfArgumentParser
 from transformers.hf_argparser import HfArg
 
+from ftv_model.configuration_ftv import TRAINING_SETTINGS
+
 MIXED_PRECISION_CHOICES = ("auto", "no", "fp16", "bf16")
 LR_DECAY_CHOICES = ("epoch", "step")
 ATTRIBUTE_CHOICES = ("gender", "race")
 # Settings that were the model config's before they moved here (`ftv_model.configuration_ftv.TRAINING_SETTINGS`): an
 # older YAML's `model:` mapping and `--set model.KEY=VALUE` still set them, into the top-level field of that name.
-FORMER_MODEL_SETTINGS = (
-    "mel_loss_weight",
-    "kl_loss_weight",
-    "duration_loss_weight",
-    "attribute_loss_weight",
-    "audio_attribute_loss_weight",
-    "feature_matching_loss_weight",
-    "adversarial_loss_weight",
-    "discriminator_periods",
-    "discriminator_use_scale",
-    "discriminator_width",
-)
+FORMER_MODEL_SETTINGS = TRAINING_SETTINGS
 
 
 class ConfigError(ValueError):
