@@ -6,7 +6,8 @@
 
 Serves on http://127.0.0.1:7860 (--host/--port, or $GRADIO_SERVER_NAME/$GRADIO_SERVER_PORT as Spaces set them).
 The model is loaded once at start; requests queue (`--concurrency` at a time). It runs offline: no analytics, no
-web fonts, nothing downloaded when the model is local. All the work is in `ftv_model.synthesis`, shared with the
+web fonts, nothing downloaded when the model is local. The button streams: each sentence plays as soon as it is
+spoken. A voice exports as a Piper voice (`ftv_model.piper_export`). All the work is in `ftv_model`, shared with the
 CLI; this file is only the user interface.
 """
 
@@ -22,11 +23,17 @@ os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
 
 import argparse  # noqa: E402
 import atexit  # noqa: E402
+import base64  # noqa: E402
+import contextlib  # noqa: E402
+import inspect  # noqa: E402
+import json  # noqa: E402
+import secrets  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor, wait  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -34,7 +41,15 @@ import gradio as gr  # noqa: E402
 
 from ftv_model import FTVConfig  # noqa: E402
 from ftv_model.loading import GET_MODEL_HELP, NO_MODEL_HELP, add_model_arguments  # noqa: E402
-from ftv_model.synthesis import MAX_PHOTOS, MAX_TEXT_CHARS, ModelUnavailableError, Synthesizer  # noqa: E402
+from ftv_model.piper_export import export_piper_voice  # noqa: E402
+from ftv_model.synthesis import (  # noqa: E402
+    MAX_PHOTOS,
+    MAX_TEXT_CHARS,
+    ModelUnavailableError,
+    SynthesisResult,
+    Synthesizer,
+    wav_bytes,
+)
 from ftv_model.voice_directions import MAX_STEPS  # noqa: E402
 from ftv_model.voice_profile import VoiceProfile  # noqa: E402
 
@@ -85,6 +100,14 @@ CSS = """
 .ftv-banner * { color: #451a03 !important; }
 """
 
+# The advanced settings' sliders: config attribute -> (minimum, maximum, step, label, info); the seed follows them.
+SETTING_SLIDERS = {
+    "speaking_rate": (0.5, 2.0, 0.05, "Speaking rate", "above 1 speaks faster"),
+    "noise_scale": (0.0, 1.5, 0.01, "Noise scale", "variation in the voice (expressiveness)"),
+    "noise_scale_duration": (0.0, 1.5, 0.01, "Duration noise scale", "variation in rhythm"),
+}
+SEED_INFO = "same seed and inputs give the same audio"
+
 # System fonts only: the default theme's fonts are served by gradio itself, but system fonts need no request at all.
 THEME = gr.themes.Default(
     font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
@@ -124,7 +147,7 @@ def with_friendly_upload_errors(image: gr.Image) -> gr.Image:
 
 def _remove_old_outputs(directory: Path, max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
     cutoff = time.time() - max_age_s
-    for path in [*directory.glob("ftv-synthetic-*.wav"), *directory.glob("ftv-voice-*.json")]:
+    for path in [*directory.glob("ftv-synthetic-*.wav"), *directory.glob("ftv-voice-*")]:  # + Piper exports
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()
@@ -168,28 +191,71 @@ def user_error(message: str, title: str) -> gr.Error:
 # After a successful synthesis, error toasts from earlier attempts are stale: close them.
 CLOSE_TOASTS_JS = "() => { document.querySelectorAll('[data-testid=\"toast-close\"]').forEach((b) => b.click()); }"
 
+# The live player: the button streams each sentence to it (`speak`) as soon as it is spoken, and it plays them
+# in turn. gr.Audio(streaming=True) would need an ffmpeg executable (it re-encodes to AAC) and its HLS player began
+# 0.6-1 s after the first chunk; this plays the WAV at once. No download here: the whole text's WAV is below.
+LIVE_HTML = "<p>Listen now: each sentence plays when it is ready</p><audio controls controlslist=nodownload></audio>"
+LIVE_CSS = "p { margin: 0 0 4px; font-weight: 600; } audio { width: 100%; }"
+LIVE_JS = """
+const audio = element.querySelector('audio');
+let queue = [], run = null, busy = false;
+const next = () => {
+  const chunk = queue.shift();
+  busy = Boolean(chunk);
+  if (!chunk) return;
+  audio.src = chunk.audio;
+  audio.play().catch((error) => {  // a browser that allows no sound without a click on the player itself
+    if (error.name === 'NotAllowedError') element.querySelector('p').textContent = 'Press play to listen';
+  });
+};
+audio.addEventListener('ended', next);
+watch('value', () => {
+  if (!props.value) return;
+  const chunk = JSON.parse(props.value);
+  if (chunk.run !== run) [run, queue, busy] = [chunk.run, [], false];  // a new click: start over
+  queue.push(chunk);
+  if (!busy) next();
+});
+"""
+PIPER_NOTE = (
+    "Makes the voice above a [Piper](https://github.com/rhasspy/piper) voice for any Piper runtime, with nothing of "
+    "ftv installed: `.onnx` and `.onnx.json` (keep them side by side) and a model card. It takes about 10 seconds."
+)
+
+
+@contextlib.contextmanager
+def messages_for_users(title: str) -> Iterator[None]:
+    """The service's ValueErrors (FaceDetectionError, TextFrontendError, SynthesisError, PiperExportError, ...) carry
+    messages meant for users: show them as an error toast headed `title`."""
+    try:
+        yield
+    except ValueError as error:
+        raise user_error(str(error), title) from error
+
 
 def load_voice_settings(voice_file: Any) -> tuple[Any, Any, Any, Any]:
     """An uploaded voice profile sets the advanced settings to the ones it was saved with (still adjustable)."""
     if not voice_file:
         return gr.update(), gr.update(), gr.update(), gr.update()
-    try:
+    with messages_for_users("Cannot read the voice profile"):
         settings = VoiceProfile.load(_extra_paths(voice_file)[0]).settings
-    except ValueError as error:
-        raise user_error(str(error), "Cannot read the voice profile") from error
     return tuple(
         settings[name] if settings.get(name) is not None else gr.update()
         for name in ("speaking_rate", "noise_scale", "noise_scale_duration", "seed")
     )
 
 
-def make_handler(
+Outputs = tuple[str, list[Any], dict[str, float], dict[str, float], str, str]  # audio, crops, gender, race, ...
+
+
+def make_handlers(
     synthesizer: Synthesizer | None, problem: str | None, output_dir: Path, directions: Sequence[str] = ()
 ):
-    """The Synthesize button's function, closed over the service that was loaded once at start; `directions`
-    names the voice-adjustment sliders whose values come after the seed."""
+    """The Synthesize button's functions, closed over the service that was loaded once at start: `speak` (the
+    button: each sentence to the live player as soon as it is spoken, then the outputs) and `synthesize` (the API:
+    the same outputs, at once). `directions` names the voice-adjustment sliders whose values come after the seed."""
 
-    def synthesize(
+    def request(
         photo: str | None,
         extra_photos: Any,
         voice_file: Any,
@@ -200,8 +266,8 @@ def make_handler(
         noise_scale_duration: float,
         seed: float | None,
         *amounts: float,
-    ) -> tuple[str, list[Any], dict[str, float], dict[str, float], str, str]:
-        start = time.perf_counter()
+    ) -> tuple[list[Any], dict[str, Any], list[str]]:
+        """Check the form (the inputs of both functions): the photos, the synthesizer's other arguments, notes."""
         if synthesizer is None:
             raise user_error(problem or "No model is loaded.", "No model")
         if not consent:
@@ -216,23 +282,17 @@ def make_handler(
         if voice_path is not None and photos:
             notes.append("The voice profile was used; the photo was not (remove the profile to use the photo).")
             photos = []
-        try:
-            result = synthesizer.synthesize(
-                photos,
-                text,
-                voice=voice_path,
-                adjustments=dict(zip(directions, (float(a or 0.0) for a in amounts))),
-                seed=None if seed is None else int(seed),
-                speaking_rate=speaking_rate,
-                noise_scale=noise_scale,
-                noise_scale_duration=noise_scale_duration,
-            )
-            _remove_old_outputs(output_dir)
-            path = synthesizer.save(result, output_dir)
-            profile_name = path.with_suffix(".json").name.replace("ftv-synthetic-", "ftv-voice-")
-            profile_path = result.voice.save(output_dir / profile_name)
-        except ValueError as error:  # FaceDetectionError, TextFrontendError, SynthesisError: messages for users
-            raise user_error(str(error), "Cannot synthesize") from error
+        adjustments = dict(zip(directions, (float(a or 0.0) for a in amounts)))
+        options = dict(text=text, voice=voice_path, adjustments=adjustments, seed=None if seed is None else int(seed))
+        options.update(speaking_rate=speaking_rate, noise_scale=noise_scale, noise_scale_duration=noise_scale_duration)
+        return photos, options, notes
+
+    def outputs(result: SynthesisResult, notes: list[str], start: float) -> Outputs:
+        """Save the audio and the voice profile; what the page shows of them."""
+        _remove_old_outputs(output_dir)
+        path = synthesizer.save(result, output_dir)
+        profile_name = path.with_suffix(".json").name.replace("ftv-synthetic-", "ftv-voice-")
+        profile_path = result.voice.save(output_dir / profile_name)
         result.notes[:0] = notes
         for note in result.notes:
             gr.Warning(note)
@@ -248,17 +308,56 @@ def make_handler(
         ]
         if synthesizer.untrained:
             lines.insert(0, "**Untrained model: this audio is noise, not a voice.**")
-        attributes = result.attributes
-        return (
-            str(path),
-            result.face_crops,
-            attributes.get("gender", {}),
-            attributes.get("race", {}),
-            "\n\n".join(lines),
-            str(profile_path),
-        )
+        readings = [result.attributes.get(attribute, {}) for attribute in ("gender", "race")]
+        return str(path), result.face_crops, *readings, "\n\n".join(lines), str(profile_path)
 
-    return synthesize
+    def synthesize(*form: Any) -> Outputs:
+        start = time.perf_counter()
+        photos, options, notes = request(*form)
+        with messages_for_users("Cannot synthesize"):
+            return outputs(synthesizer.synthesize(photos, **options), notes, start)
+
+    def speak(*form: Any) -> Iterator[tuple[Any, ...]]:
+        start = time.perf_counter()
+        photos, options, notes = request(*form)
+        run = secrets.token_hex(4)  # the player starts over for each click
+        with messages_for_users("Cannot synthesize"):
+            for index, item in enumerate(synthesizer.stream(photos, **options)):
+                if isinstance(item, SynthesisResult):  # the last item: the same result as synthesize's
+                    yield gr.update(), *outputs(item, notes, start)
+                else:  # a sentence for the live player (LIVE_JS): its synthetic-marked WAV as a data: URL
+                    wav = base64.b64encode(wav_bytes(item, synthesizer.sampling_rate)).decode("ascii")
+                    chunk = {"run": run, "index": index, "audio": f"data:audio/wav;base64,{wav}"}
+                    yield json.dumps(chunk), *(gr.update(),) * 6
+
+    # The API names their inputs after the form's fields (gradio reads them from the signature).
+    synthesize.__signature__ = speak.__signature__ = inspect.signature(request)  # type: ignore[attr-defined]
+    return synthesize, speak
+
+
+def make_piper_exporter(synthesizer: Synthesizer | None, problem: str | None, output_dir: Path):
+    """The Piper export button's function: the voice profile just made (or any), as a Piper voice in three files."""
+    expected_s = [10.0]  # the bundled checkpoint on 2 CPU cores; then, the last export's time
+
+    def export_piper(voice_profile: Any, progress: gr.Progress = gr.Progress()) -> list[str]:  # noqa: B008
+        if synthesizer is None:
+            raise user_error(problem or "No model is loaded.", "No model")
+        path = (_extra_paths(voice_profile) or [None])[0]
+        if path is None:
+            raise user_error("Synthesize first: the export makes a Piper voice of the voice you made.", "No voice yet")
+        stem = Path(path).stem if Path(path).stem.startswith("ftv-voice-") else f"ftv-voice-{secrets.token_hex(3)}"
+        start = time.perf_counter()
+        with messages_for_users("Cannot export"), ThreadPoolExecutor(1) as pool:
+            model, tokenizer = synthesizer.model, synthesizer.processor.tokenizer
+            job = pool.submit(export_piper_voice, model, tokenizer, VoiceProfile.load(path), output_dir / stem)
+            while wait([job], timeout=0.5).not_done:  # the exporter reports nothing: progress against the estimate
+                elapsed = time.perf_counter() - start
+                progress(min(0.95, elapsed / expected_s[0]), desc=f"Exporting: about {expected_s[0]:.0f} s")
+            paths = job.result()
+        expected_s[0] = time.perf_counter() - start
+        return [str(p) for p in paths]
+
+    return export_piper
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -315,15 +414,12 @@ def build_demo(
                     label=f"More photos of the same person (optional, up to {MAX_PHOTOS - 1}; voices are averaged)",
                     file_count="multiple",
                     file_types=["image"],
-                    type="filepath",
                     height=120,
                     elem_id="ftv-extra",
                 )
                 voice_file = gr.File(
                     label="Or a saved voice profile (optional; speaks in that voice instead of the photo's)",
-                    file_count="single",
                     file_types=[".json"],
-                    type="filepath",
                     height=80,
                     elem_id="ftv-voice-in",
                 )
@@ -344,38 +440,11 @@ def build_demo(
                     elem_id="ftv-consent",
                 )
                 with gr.Accordion("Advanced settings", open=False):
-                    speaking_rate = gr.Slider(
-                        0.5,
-                        2.0,
-                        value=config.speaking_rate,
-                        step=0.05,
-                        label="Speaking rate",
-                        info="above 1 speaks faster",
+                    speaking_rate, noise_scale, noise_scale_duration = (
+                        gr.Slider(low, high, value=getattr(config, name), step=step, label=label, info=info)
+                        for name, (low, high, step, label, info) in SETTING_SLIDERS.items()
                     )
-                    noise_scale = gr.Slider(
-                        0.0,
-                        1.5,
-                        value=config.noise_scale,
-                        step=0.01,
-                        label="Noise scale",
-                        info="variation in the voice (expressiveness)",
-                    )
-                    noise_scale_duration = gr.Slider(
-                        0.0,
-                        1.5,
-                        value=config.noise_scale_duration,
-                        step=0.01,
-                        label="Duration noise scale",
-                        info="variation in rhythm",
-                    )
-                    seed = gr.Number(
-                        value=0,
-                        precision=0,
-                        minimum=0,
-                        maximum=2**31 - 2,
-                        label="Seed",
-                        info="same seed and inputs give the same audio",
-                    )
+                    seed = gr.Number(0, precision=0, minimum=0, maximum=2**31 - 2, label="Seed", info=SEED_INFO)
                 directions = list(config.voice_directions)
                 sliders = []
                 if directions:
@@ -398,8 +467,9 @@ def build_demo(
                     "Synthesize", variant="primary", elem_id="ftv-synthesize", interactive=synthesizer is not None
                 )
             with gr.Column(scale=1):
+                live = gr.HTML(html_template=LIVE_HTML, css_template=LIVE_CSS, js_on_load=LIVE_JS, elem_id="ftv-live")
                 audio = gr.Audio(
-                    label="Synthetic speech",
+                    label="Synthetic speech (the whole text)",
                     type="filepath",
                     format="wav",
                     interactive=False,
@@ -412,6 +482,14 @@ def build_demo(
                     height=80,
                     elem_id="ftv-voice-out",
                 )
+                with gr.Accordion("Use this voice in Piper", open=False, elem_id="ftv-piper"):
+                    gr.Markdown(PIPER_NOTE)
+                    export_button = gr.Button(
+                        "Export as a Piper voice", elem_id="ftv-export-piper", interactive=synthesizer is not None
+                    )
+                    piper_files = gr.File(
+                        label="Piper voice files", file_count="multiple", interactive=False, elem_id="ftv-piper-files"
+                    )
                 details = gr.Markdown(label="Details", elem_id="ftv-details")
                 # The caption sits above the gallery: as the gallery's own label it covered the crop's top edge.
                 gr.Markdown("**Face crop(s) the model used**", elem_id="ftv-crops-caption")
@@ -440,30 +518,18 @@ def build_demo(
         text.change(
             character_count, inputs=text, outputs=count, queue=False, show_progress="hidden", trigger_mode="always_last"
         )
+        settings = [speaking_rate, noise_scale, noise_scale_duration, seed]
+        form = [photo, extra_photos, voice_file, text, consent, *settings, *sliders]
+        results = [audio, crops, gender, race, details, voice_out]
+        synthesize, speak = make_handlers(synthesizer, problem, output_dir, directions)
+        export_piper = make_piper_exporter(synthesizer, problem, output_dir)
+        # One model, one request at a time: the button, the API and the export share the queue's concurrency limit.
         button.click(
-            make_handler(synthesizer, problem, output_dir, directions),
-            inputs=[
-                photo,
-                extra_photos,
-                voice_file,
-                text,
-                consent,
-                speaking_rate,
-                noise_scale,
-                noise_scale_duration,
-                seed,
-                *sliders,
-            ],
-            outputs=[audio, crops, gender, race, details, voice_out],
-            api_name="synthesize",
+            speak, form, [live, *results], api_name="speak", show_progress_on=results, concurrency_id="model"
         ).success(None, js=CLOSE_TOASTS_JS, queue=False)
-        voice_file.upload(
-            load_voice_settings,
-            inputs=voice_file,
-            outputs=[speaking_rate, noise_scale, noise_scale_duration, seed],
-            queue=False,
-            api_name="load_voice_settings",
-        )
+        gr.on([], synthesize, form, results, api_name="synthesize", concurrency_id="model")  # the API; no button
+        export_button.click(export_piper, voice_out, piper_files, api_name="export_piper", concurrency_id="model")
+        voice_file.upload(load_voice_settings, voice_file, settings, queue=False, api_name="load_voice_settings")
     return demo
 
 
@@ -498,10 +564,7 @@ def load_synthesizer(args: argparse.Namespace) -> tuple[Synthesizer | None, str 
     """Load the model once; when that is impossible, return why (the app then starts and shows it)."""
     try:
         synthesizer = Synthesizer(
-            args.model,
-            allow_untrained=args.allow_untrained or None,
-            detector_backend=args.detector,
-            device=args.device,
+            args.model, allow_untrained=args.allow_untrained or None, detector_backend=args.detector, device=args.device
         )
     except ModelUnavailableError as error:
         return None, str(error)

@@ -1,5 +1,6 @@
 """Driving the demo from outside, as a user's browser would: start `python app.py` on a free port, call its
-`/synthesize` endpoint with gradio_client, and read the WAV it returns.
+`/synthesize` endpoint (or `/speak`, the button's: streamed sentence by sentence) with gradio_client, and read the
+WAV it returns.
 
 Shared by the app's tests (tests/test_app.py, test_cli.py, test_voice_profile.py, test_browser.py) and the app
 benchmarks (bench_app.py, bench_app_memory.py), so both start and call the app the same way.
@@ -7,6 +8,9 @@ benchmarks (bench_app.py, bench_app_memory.py), so both start and call the app t
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
 import socket
 import struct
@@ -109,13 +113,35 @@ def predict(client, photo: Path | None, text: str, **kwargs: Any):
     return client.predict(*predict_args(photo, text, **kwargs), api_name="/synthesize")
 
 
-def wav_info(path: str | Path) -> dict[str, Any]:
-    """Parse a WAV's RIFF chunks independently of the writer: format, sample count and LIST/INFO strings."""
-    data = Path(path).read_bytes()
+def speak(client, photo: Path | None, text: str, **kwargs: Any) -> tuple[list[tuple[float, bytes]], tuple[Any, ...]]:
+    """One /speak call, as the Synthesize button makes it: ([(seconds since the call, WAV bytes), ...] for each
+    sentence as it is streamed, the final outputs: /synthesize's six after the live player's)."""
+    begin = time.perf_counter()
+    job = client.submit(*predict_args(photo, text, **kwargs), api_name="/speak")
+    chunks: list[tuple[float, bytes]] = []
+    for live, *_ in job:  # each output as it arrives; the last one's live player is left as it was
+        if isinstance(live, str) and live.startswith("{"):
+            chunks.append((time.perf_counter() - begin, chunk_wav(live)))
+    return chunks, tuple(job.result())
+
+
+def chunk_wav(live: str) -> bytes:
+    """The WAV in one streamed sentence (the live player's value: JSON with a data: URL, see app.py's `speak`)."""
+    url = json.loads(live)["audio"]
+    prefix = "data:audio/wav;base64,"
+    if not url.startswith(prefix):
+        raise ValueError(f"not a WAV data URL: {url[:40]}")
+    return base64.b64decode(url[len(prefix) :])
+
+
+def wav_info(path: str | Path | bytes) -> dict[str, Any]:
+    """Parse a WAV's RIFF chunks independently of the writer: format, sample count and LIST/INFO strings. `path`
+    may also be the WAV's bytes."""
+    data, name = (path, "the WAV") if isinstance(path, bytes) else (Path(path).read_bytes(), path)
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise ValueError(f"{path} is not a RIFF/WAVE file")
+        raise ValueError(f"{name} is not a RIFF/WAVE file")
     if struct.unpack("<I", data[4:8])[0] != len(data) - 8:
-        raise ValueError(f"the RIFF size of {path} does not match the file size")
+        raise ValueError(f"the RIFF size of {name} does not match the file size")
     info: dict[str, str] = {}
     offset = 12
     while offset + 8 <= len(data):
@@ -128,7 +154,7 @@ def wav_info(path: str | Path) -> dict[str, Any]:
                 info[key.decode("ascii")] = payload[inner + 8 : inner + 8 + length].rstrip(b"\0").decode("utf-8")
                 inner += 8 + length + (length % 2)
         offset += 8 + size + (size % 2)
-    with wave.open(str(path)) as reader:  # the stdlib reader must accept it too
+    with wave.open(io.BytesIO(data)) as reader:  # the stdlib reader must accept it too
         frames = reader.readframes(reader.getnframes())
         result = {
             "rate": reader.getframerate(),

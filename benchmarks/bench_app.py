@@ -1,4 +1,5 @@
-"""Click-to-audio time of the demo: a gradio_client call to the running app until the WAV is on the client's disk.
+"""Click-to-audio time of the demo: a gradio_client call to the running app until the WAV is on the client's disk,
+and for a three-sentence text, the time to the first audio the button streams next to the time of the whole text.
 
     python benchmarks/bench_app.py [--runs 7] [--threads 2] [--seconds 5] [--model DIR]
 
@@ -7,7 +8,9 @@ for one London Set face and one sentence, as a user's click would send them. Wit
 initialised default (paper) configuration; its untrained duration predictor makes an arbitrary length, so the
 speaking rate is calibrated once so that the sentence lasts about --seconds. Prints the median click-to-audio
 time and its split: face detection, processing (phonemes + face crop tensors), model, WAV encoding (measured in
-the app) and the rest (gradio: upload, queue, pre/postprocessing, download).
+the app) and the rest (gradio: upload, queue, pre/postprocessing, download). Then, alternately, --runs `/speak`
+calls (the Synthesize button: each sentence streamed as soon as it is spoken) and `/synthesize` calls (the whole
+text at once) for THREE_SENTENCES: the median time to the first sentence's WAV, next to the time of the whole text.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from app_client import FACE, app_env, predict, running_app, wav_info  # beside this script (benchmarks/)
+from app_client import FACE, app_env, predict, running_app, speak, wav_info  # beside this script (benchmarks/)
 
 SENTENCE = "The birch canoe slid on the smooth planks, and glue the sheet to the dark blue background."
+THREE_SENTENCES = "Good morning. I would like a cup of tea with milk, please. It is getting warm in here."
 PARTS = ("face detection", "processing", "model", "encoding", "total")
 
 
@@ -73,6 +77,18 @@ def main() -> None:
             rate = 1.0 if args.model else max(0.25, min(4.0, natural_seconds / args.seconds))
             runs = [click(rate) for _ in range(args.runs)]
 
+            settings = (rate, 0.667, 0.8)
+            speak(client, FACE, THREE_SENTENCES, settings=settings)  # warm-up: sentence-sized shapes
+            streams, wholes = [], []
+            for _ in range(args.runs):
+                begin = time.perf_counter()
+                chunks, _ = speak(client, FACE, THREE_SENTENCES, settings=settings, seed=0)
+                streams.append((chunks[0][0], chunks[-1][0], time.perf_counter() - begin))
+                begin = time.perf_counter()
+                audio = predict(client, FACE, THREE_SENTENCES, settings=settings, seed=0)[0]
+                wholes.append(time.perf_counter() - begin)
+            three_seconds = wav_info(audio)["frames"] / 16000
+
     totals = [elapsed for elapsed, _, _ in runs]
     audio_seconds = statistics.median(seconds for _, seconds, _ in runs)
     median = statistics.median(totals)
@@ -87,6 +103,13 @@ def main() -> None:
         print(f"  {part:16s} {split[part] * 1000:7.0f} ms")
     rest = (median - split["total"]) * 1000
     print(f"  {'gradio + HTTP':16s} {rest:7.0f} ms  (upload, queue, pre/postprocessing, download)")
+    print(
+        f"three sentences ({len(THREE_SENTENCES)} characters, {three_seconds:.2f} s of audio), over {args.runs} runs:"
+    )
+    first, last, outputs = (sorted(column) for column in zip(*streams))
+    print(f"  first audio (/speak, streamed)  median {statistics.median(first):.3f} s (min {first[0]:.3f})")
+    print(f"  whole text (/synthesize)        median {statistics.median(wholes):.3f} s (min {min(wholes):.3f})")
+    print(f"  /speak: last sentence at {statistics.median(last):.3f} s, outputs at {statistics.median(outputs):.3f} s")
 
 
 if __name__ == "__main__":

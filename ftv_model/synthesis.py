@@ -6,8 +6,9 @@ Photo(s) of one person + text -> speech, in the steps both front ends need and n
    trained (`face_detection.crop_face`), and say so when a photo shows several faces;
 2. check the text (empty, unspeakable, too long: `MAX_TEXT_CHARS`) and split it into sentences, so that long
    text stays within the model's input length and gets natural pauses;
-3. synthesize all sentences in ONE batch (batched audio equals one-by-one audio for the same seed), join them
-   with `PAUSE_SECONDS` of silence;
+3. synthesize all sentences in ONE batch (batched audio equals one-by-one audio for the same seed, up to float
+   rounding), join them with `PAUSE_SECONDS` of silence; `Synthesizer.stream` yields the first sentences one by
+   one before that batch, for a player that starts at once (the app's button);
 4. write the result as a 16-bit WAV whose name (`ftv-synthetic-*.wav`) and LIST/INFO comment say it is
    synthetic speech made by ftv (see the paper's Ethical Considerations: generated voices must be identifiable).
 
@@ -28,7 +29,7 @@ import threading
 import time
 import unicodedata
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,7 @@ class SynthesisResult:
     notes: list[str] = field(default_factory=list)  # things the user should know (several faces, downscaling)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: detect, process, model, encode
     voice: VoiceProfile | None = None  # the voice as a profile: save it to speak again without the photo
+    sentence_lengths: list[int] = field(default_factory=list)  # samples of each sentence in `waveform`, pauses apart
 
     @property
     def duration(self) -> float:
@@ -507,7 +509,7 @@ class Synthesizer:
         else:
             voice = voice.with_settings(**settings)
 
-        pause = np.zeros(int(round(PAUSE_SECONDS * self.sampling_rate)), dtype=np.float32)
+        pause = self._pause()
         waves = output.waveform.float().cpu().numpy()
         pieces: list[np.ndarray] = []
         for i, length in enumerate(output.sequence_lengths.tolist()):
@@ -525,7 +527,44 @@ class Synthesizer:
             notes=notes,
             timings=timings,
             voice=voice,
+            sentence_lengths=output.sequence_lengths.tolist(),
         )
+
+    def stream(self, photos: Any = None, text: str = "", **options: Any) -> Iterator[np.ndarray | SynthesisResult]:
+        """`synthesize`, for a player that starts before the whole text is spoken: yields each sentence's audio as
+        soon as it is ready (after the first, with the pause that precedes it), then the `synthesize` result itself.
+
+        That result is computed as `synthesize` does it, in one batch, so it is the same byte for byte. The first
+        sentences are synthesized alone, in the same voice (F, settings, seed), until the audio already yielded
+        lasts longer than the batch is estimated to take; the rest come from the batch. A sentence synthesized alone
+        has the batch's length and differs from it only by float rounding (below 1e-5).
+        """
+        sentences = check_text(text, language=getattr(self.processor.tokenizer, "language", "en-us"))
+        if options.get("seed", "default") is None:
+            options["seed"] = random.randrange(2**31 - 1)  # one random seed for the sentences and the batch
+        spoken: list[SynthesisResult] = []
+        if len(sentences) > 1:
+            start = time.perf_counter()
+            spoken.append(self.synthesize(photos, sentences[0], **options))
+            yield spoken[0].waveform
+            playing_until = time.perf_counter() + spoken[0].duration  # when a player that starts now runs dry
+            voice = spoken[0].voice  # F, adjustments and settings: no face detection for the next sentences
+            for sentence in sentences[1:]:
+                seconds_per_char = (time.perf_counter() - start) / sum(len(s) for s in sentences[: len(spoken)])
+                if playing_until - time.perf_counter() > 1.25 * seconds_per_char * len(text):
+                    break  # the batch will be done before the audio yielded so far has played
+                spoken.append(self.synthesize(None, sentence, voice=voice))
+                yield np.concatenate([self._pause(), spoken[-1].waveform])
+                playing_until += PAUSE_SECONDS + spoken[-1].duration
+        result = self.synthesize(photos, text, **options)
+        pause, lengths = len(self._pause()), result.sentence_lengths
+        starts = np.cumsum([0] + [length + pause for length in lengths[:-1]])
+        for index in range(len(spoken), len(sentences)):  # after the first, each with the pause before it
+            yield result.waveform[starts[index] - (pause if index else 0) : starts[index] + lengths[index]]
+        yield result
+
+    def _pause(self) -> np.ndarray:
+        return np.zeros(int(round(PAUSE_SECONDS * self.sampling_rate)), dtype=np.float32)
 
     def save(self, result: SynthesisResult, path: str | os.PathLike[str]) -> Path:
         """Write the result as a synthetic-marked WAV; a directory gets a fresh `ftv-synthetic-*.wav` in it."""

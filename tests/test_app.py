@@ -1,9 +1,9 @@
 """The Gradio demo, end to end: `python app.py` in a subprocess on a free port, driven with gradio_client.
 
 Runs the tiny random checkpoint (`--allow-untrained`), so the audio is noise, but everything around the model is
-real: upload, face detection, text checks, batching, WAV marking, errors, the queue. The app is started and called
-through `benchmarks.app_client` (as the app benchmarks do); `assert_marked_synthetic` here is shared with
-test_cli.py and test_browser.py.
+real: upload, face detection, text checks, batching, streaming (the button's /speak), WAV marking, errors, the
+queue. The app is started and called through `benchmarks.app_client` (as the app benchmarks do);
+`assert_marked_synthetic` here is shared with test_cli.py and test_browser.py.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from benchmarks.app_client import (
     predict,
     predict_args,
     running_app,
+    speak,
     wav_info,
 )
 
@@ -122,13 +123,60 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.mark.parametrize("api_name", ["/synthesize", "/speak"])
 @pytest.mark.parametrize(("photo", "text", "consent", "message"), BAD_INPUTS, ids=[m for *_, m in BAD_INPUTS])
-def test_bad_input_is_a_clear_error(client, images, photo: str | None, text: str, consent: bool, message: str) -> None:
+def test_bad_input_is_a_clear_error(
+    client, images, photo: str | None, text: str, consent: bool, message: str, api_name: str
+) -> None:
+    """The same messages from the API and from the button (which streams)."""
     from gradio_client.exceptions import AppError
 
     path = FACE if photo == "FACE" else (images[photo] if photo else None)
     with pytest.raises(AppError, match=message):
-        predict(client, path, text, consent=consent)
+        client.predict(*predict_args(path, text, consent=consent), api_name=api_name)
+
+
+def test_the_button_streams_each_sentence_then_gives_the_api_outputs(client) -> None:
+    """/speak, the Synthesize button's event: each sentence as a synthetic-marked WAV as soon as it is spoken, then
+    exactly what /synthesize returns (the WAV to download and the profile); the stream, joined, is that audio but
+    for float rounding in the sentences synthesized alone (at most 1 in 16-bit samples)."""
+    text = "Hello there. This is a much longer piece of text, with many more words in it. And a third."
+    chunks, (_, *outputs) = speak(client, FACE, text, seed=3)
+    expected = predict(client, FACE, text, seed=3)
+    audio, crops, gender, race, details, profile = outputs
+    full = wav_info(audio)["samples"]
+    np.testing.assert_array_equal(full, wav_info(expected[0])["samples"])
+    assert Path(profile).read_text() == Path(expected[5]).read_text()
+    assert (gender, race) == (expected[2], expected[3]) and "3 sentence(s)" in details and len(crops) == 1
+    assert len(chunks) == 3 and [seconds for seconds, _ in chunks] == sorted(seconds for seconds, _ in chunks)
+    streamed = [wav_info(wav) for _, wav in chunks]
+    assert all((info["rate"], info["channels"], info["width"]) == (16000, 1, 2) for info in streamed)
+    assert all("SYNTHETIC" in info["info"]["ICMT"] for info in streamed)
+    joined = np.concatenate([info["samples"] for info in streamed]).astype(np.int32)
+    assert len(joined) == len(full) and np.abs(joined - full).max() <= 1
+
+
+def test_the_api_keeps_its_endpoints_and_input_names(client) -> None:
+    """/synthesize takes what it took (keyword calls name these), and the button's /speak takes the same."""
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    names = ["photo", "extra_photos", "voice_file", "text", "consent"]
+    names += ["speaking_rate", "noise_scale", "noise_scale_duration", "seed"]
+    for api_name in ("/synthesize", "/speak"):
+        assert [p["parameter_name"] for p in endpoints[api_name]["parameters"]] == names
+    assert len(endpoints["/synthesize"]["returns"]) == 6 and len(endpoints["/speak"]["returns"]) == 7
+    assert {"/load_voice_settings", "/export_piper"} <= set(endpoints)
+
+
+def test_piper_export_needs_a_voice_and_a_piper_model(client) -> None:
+    """Export before any synthesis: a clear message; a model without Piper's phonemes (the tiny one): why not."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Synthesize first"):
+        client.predict(None, api_name="/export_piper")
+    profile = predict(client, FACE, "Hello.")[5]
+    with pytest.raises(AppError, match="Cannot export: .*Piper's phoneme scheme"):
+        client.predict(handle_file(profile), api_name="/export_piper")
 
 
 def test_bad_extra_photo_names_the_photo(client, images) -> None:

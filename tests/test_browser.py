@@ -1,8 +1,8 @@
 """The demo in a real browser: Debian's chromium driven by Python playwright (`pip install playwright`; never
-`playwright install`: the system chromium is used). Upload a London Set face, type, click, wait for the audio
-player, download the audio and check it, check the face reading it shows against the model's own (computed here,
-apart from the app), take a screenshot, and check that the page made no request off the machine (the app must run
-offline: no CDN, no web fonts, no analytics).
+`playwright install`: the system chromium is used). Upload a London Set face, type, click, hear the live player
+start on the first sentence, wait for the whole text's player, download the audio and check it, check the face
+reading it shows against the model's own (computed here, apart from the app), take a screenshot, and check that the
+page made no request off the machine (the app must run offline: no CDN, no web fonts, no analytics).
 """
 
 from __future__ import annotations
@@ -81,9 +81,16 @@ def test_upload_type_click_and_hear(tiny_checkpoint: Path, tmp_path: Path) -> No
                 toast = page.locator("[data-testid=toast-body]")
                 assert "Consent needed" in toast.first.inner_text()  # the app's title, not only "Error"
 
+                # The button streams: the live player gets each sentence's WAV as soon as it is spoken and plays it.
+                page.evaluate(
+                    "() => document.addEventListener('playing', (event) => {"
+                    " if (event.target.closest('#ftv-live')) window.ftvLivePlayed = true; }, true)"
+                )
                 page.locator("#ftv-consent input[type=checkbox]").check()
                 page.locator("#ftv-synthesize").click()
-                link = page.locator("#ftv-audio a[download]")  # the player's download button
+                page.wait_for_function("() => window.ftvLivePlayed === true", timeout=120_000)
+                assert page.locator("#ftv-live audio").get_attribute("src").startswith("data:audio/wav;base64,")
+                link = page.locator("#ftv-audio a[download]")  # the whole text's player: its download button
                 link.wait_for(state="attached", timeout=120_000)
                 assert page.locator("#ftv-audio audio").count() >= 1
                 page.get_by_text("sentence(s)").wait_for(timeout=30_000)
@@ -129,6 +136,11 @@ def test_upload_type_click_and_hear(tiny_checkpoint: Path, tmp_path: Path) -> No
                 )
                 page.locator("#ftv-text textarea").fill("Short again.")
                 page.get_by_text("12 / 1,000 characters").wait_for(timeout=10_000)
+
+                # The Piper export sits next to the profile; the tiny model has no Piper phonemes, and says so.
+                page.locator("#ftv-piper").get_by_text("Use this voice in Piper").click()
+                page.locator("#ftv-export-piper").click()
+                page.get_by_text("Piper's phoneme scheme").first.wait_for(timeout=30_000)
                 page.screenshot(path=str(tmp_path / "ftv_app.png"), full_page=True)
                 assert (tmp_path / "ftv_app.png").stat().st_size > 10_000
                 assert off_machine == [], f"the page fetched from outside the machine: {off_machine}"
