@@ -48,6 +48,7 @@ from ftv_model.synthesis import (  # noqa: E402
     ModelUnavailableError,
     SynthesisResult,
     Synthesizer,
+    save_face_crops,
     wav_bytes,
 )
 from ftv_model.voice_directions import MAX_STEPS  # noqa: E402
@@ -147,7 +148,7 @@ def with_friendly_upload_errors(image: gr.Image) -> gr.Image:
 
 def _remove_old_outputs(directory: Path, max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
     cutoff = time.time() - max_age_s
-    for path in [*directory.glob("ftv-synthetic-*.wav"), *directory.glob("ftv-voice-*")]:  # + Piper exports
+    for path in [*directory.glob("ftv-synthetic-*"), *directory.glob("ftv-voice-*")]:  # + crops, Piper exports
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()
@@ -309,7 +310,8 @@ def make_handlers(
         if synthesizer.untrained:
             lines.insert(0, "**Untrained model: this audio is noise, not a voice.**")
         readings = [result.attributes.get(attribute, {}) for attribute in ("gender", "race")]
-        return str(path), result.face_crops, *readings, "\n\n".join(lines), str(profile_path)
+        crops = [str(crop) for crop in save_face_crops(result.face_crops, path)]
+        return str(path), crops, *readings, "\n\n".join(lines), str(profile_path)
 
     def synthesize(*form: Any) -> Outputs:
         start = time.perf_counter()

@@ -289,6 +289,15 @@ def synthetic_wav_name() -> str:
     return f"ftv-synthetic-{stamp}-{secrets.token_hex(3)}.wav"
 
 
+def save_face_crops(crops: Sequence[Image.Image], audio_path: Path) -> list[Path]:
+    """The crops the model saw, as PNGs named after their audio (one name per request: a server that caches files by
+    content, as Gradio does, would otherwise rewrite one shared file for identical crops while it is downloaded)."""
+    paths = [audio_path.with_name(f"{audio_path.stem}-face{i}.png") for i in range(len(crops))]
+    for crop, path in zip(crops, paths):
+        crop.save(path)
+    return paths
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # The service
 
