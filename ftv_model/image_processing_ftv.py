@@ -61,7 +61,7 @@ def shared_face_detector() -> FaceDetector:
 class FTVImageProcessor(BaseImageProcessor):
     """Face photos -> the face encoder's input: find and crop the face (`do_crop_face`), resize, normalise."""
 
-    model_input_names = ["pixel_values", "pixel_mask", "face_descriptors"]
+    model_input_names = ["pixel_values", "pixel_mask", "face_descriptors", "face_gender_scores"]
 
     def __init__(
         self,
@@ -71,6 +71,7 @@ class FTVImageProcessor(BaseImageProcessor):
         do_crop_face: bool = True,
         face_margin: float = DEFAULT_MARGIN,
         face_descriptor: str | None = None,
+        face_gender_network: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -81,6 +82,8 @@ class FTVImageProcessor(BaseImageProcessor):
         self.face_margin = float(face_margin)
         # the pretrained descriptor whose output the model fuses into F (FTVConfig.face_descriptor), or None
         self.face_descriptor = face_descriptor
+        # the gender network whose scores the model's gender reader reads (FTVConfig.face_gender_reader), or None
+        self.face_gender_network = face_gender_network
 
     def face_crop(self, image: ImageLike) -> Image.Image:
         """The crop the model expects of the largest face in `image` (as the app makes it), or a
@@ -110,6 +113,15 @@ class FTVImageProcessor(BaseImageProcessor):
             raise ValueError(f"Unknown face_descriptor {self.face_descriptor!r}; the one known is {DESCRIPTOR_NAME!r}.")
         return shared_face_descriptor(self.face_margin)(crops)
 
+    def _gender_scores(self, crops: list[Image.Image]) -> np.ndarray:
+        from .face_gender_reader import GENDER_NETWORK_NAME, shared_gender_network
+
+        if self.face_gender_network != GENDER_NETWORK_NAME:
+            raise ValueError(
+                f"Unknown face_gender_network {self.face_gender_network!r}; the one known is {GENDER_NETWORK_NAME!r}."
+            )
+        return shared_gender_network()(crops)
+
     def preprocess(
         self, images: Any, return_tensors: str | None = "pt", do_crop_face: bool | None = None, **kwargs: Any
     ) -> BatchFeature:
@@ -126,6 +138,8 @@ class FTVImageProcessor(BaseImageProcessor):
             data = {"pixel_values": np.stack([self._to_array(rgb) for rgb in crops])}
             if self.face_descriptor:
                 data["face_descriptors"] = self._descriptors(crops)
+            if self.face_gender_network:
+                data["face_gender_scores"] = self._gender_scores(crops)
             return BatchFeature(data, tensor_type=return_tensors)
         groups = [list(item) if isinstance(item, (list, tuple)) else [item] for item in images]
         if any(len(group) == 0 for group in groups):
@@ -147,4 +161,11 @@ class FTVImageProcessor(BaseImageProcessor):
                 descriptors[i, : len(group)] = flat[k : k + len(group)]
                 k += len(group)
             data["face_descriptors"] = descriptors
+        if self.face_gender_network:
+            flat, k = self._gender_scores(crops), 0
+            scores = np.zeros((len(groups), most), dtype=np.float32)
+            for i, group in enumerate(groups):
+                scores[i, : len(group)] = flat[k : k + len(group)]
+                k += len(group)
+            data["face_gender_scores"] = scores
         return BatchFeature(data, tensor_type=return_tensors)

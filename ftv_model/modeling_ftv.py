@@ -46,6 +46,7 @@ from .conditioning import AdaptiveConditioning
 from .configuration_ftv import FTVConfig
 from .face_descriptor import DescriptorFusion
 from .face_encoder import FaceEncoder
+from .face_gender_reader import anchor_embeddings, check_reader, reader_logits
 from .loading import raise_checkpoint_error
 from .losses import PAPER_LOSS_WEIGHTS, kl_loss
 from .voice_profile import VoiceProfile, VoiceProfileError, model_fingerprint
@@ -543,23 +544,56 @@ class FTVModel(FTVPreTrainedModel):
         pixel_values: torch.Tensor,
         pixel_mask: torch.Tensor | None = None,
         face_descriptors: torch.Tensor | None = None,
+        face_gender_scores: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """F for (B, 3, H, W) faces, or the mean F over the photos of (B, N, 3, H, W) (pixel_mask (B, N) marks real
         photos when people have different numbers of them). With `config.face_descriptor`, each photo's F also
-        gets its pretrained face descriptor, (B, D) or (B, N, D), which FTVProcessor computes."""
+        gets its pretrained face descriptor, (B, D) or (B, N, D), which FTVProcessor computes. With
+        `config.face_gender_reader` and the gender network's scores (B,) or (B, N) from FTVProcessor, F is anchored
+        to the reader's gender where the model's own reading disagrees (`ftv_model.face_gender_reader`)."""
         self._check_pixel_values(pixel_values)
         descriptors = self._check_face_descriptors(face_descriptors, pixel_values)
         if pixel_values.dim() == 4:
             embeddings = self._encode_faces(pixel_values)
-            return embeddings if descriptors is None else embeddings + self.face_descriptor_fusion(descriptors)
+            if descriptors is not None:
+                embeddings = embeddings + self.face_descriptor_fusion(descriptors)
+            return self._anchor_gender(embeddings, descriptors, face_gender_scores, None)
         batch, views = pixel_values.shape[:2]
         embeddings = self._encode_faces(pixel_values.flatten(0, 1)).view(batch, views, -1)
         if descriptors is not None:
             embeddings = embeddings + self.face_descriptor_fusion(descriptors)
         if pixel_mask is None:
-            return embeddings.mean(dim=1)
+            return self._anchor_gender(embeddings.mean(dim=1), descriptors, face_gender_scores, None)
         weights = pixel_mask.to(embeddings.dtype).unsqueeze(-1)
-        return (embeddings * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        mean = (embeddings * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        return self._anchor_gender(mean, descriptors, face_gender_scores, pixel_mask)
+
+    def _anchor_gender(
+        self,
+        embeddings: torch.Tensor,
+        descriptors: torch.Tensor | None,
+        scores: torch.Tensor | None,
+        pixel_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """F (B, E) anchored to `config.face_gender_reader`'s reading (the mean over each person's photos) where
+        the face head disagrees; F unchanged without a reader or without scores (training never passes them; the
+        model's FTVProcessor always computes them for a model with a reader)."""
+        reader = self.config.face_gender_reader
+        if not reader or scores is None or self.face_attribute_head is None or descriptors is None:
+            return embeddings  # the model's own reading: training, and inputs made without the model's processor
+        check_reader(reader)
+        if tuple(scores.shape) != tuple(descriptors.shape[:-1]):
+            raise ValueError(
+                f"face_gender_scores must have shape {tuple(descriptors.shape[:-1])} (one per photo), got "
+                f"{tuple(scores.shape)}: prepare the faces with the model's FTVProcessor."
+            )
+        reading = reader_logits(reader, descriptors, scores.to(descriptors.device))
+        if reading.dim() == 2:
+            weights = torch.ones_like(reading) if pixel_mask is None else pixel_mask.to(reading.dtype)
+            reading = (reading * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        male, female = (self.config.attribute_labels["gender"].index(name) for name in ("male", "female"))
+        logits = self.face_attribute_head(embeddings)["gender"]
+        return anchor_embeddings(reader, embeddings, logits[:, female] - logits[:, male], reading.to(embeddings.dtype))
 
     def _encode_faces(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """F of (N, 3, H, W) faces; outside training with `config.face_flip_average`, the mean over each face and its
@@ -621,12 +655,13 @@ class FTVModel(FTVPreTrainedModel):
         face_embeddings: torch.Tensor | None,
         batch_size: int,
         face_descriptors: torch.Tensor | None = None,
+        face_gender_scores: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """F (B, E) and the VITS global conditioning (B, G, 1) or None."""
         if face_embeddings is None:
             if pixel_values is None:
                 raise ValueError("A face is needed: pass pixel_values (from FTVProcessor) or face_embeddings.")
-            face_embeddings = self.get_face_embeddings(pixel_values, pixel_mask, face_descriptors)
+            face_embeddings = self.get_face_embeddings(pixel_values, pixel_mask, face_descriptors, face_gender_scores)
         if face_embeddings.dim() != 2 or face_embeddings.shape[-1] != self.config.face_embedding_size:
             raise ValueError(
                 f"face_embeddings must have shape (batch, {self.config.face_embedding_size}), "
@@ -712,6 +747,7 @@ class FTVModel(FTVPreTrainedModel):
         pixel_mask: torch.Tensor | None = None,
         face_embeddings: torch.Tensor | None = None,
         face_descriptors: torch.Tensor | None = None,
+        face_gender_scores: torch.Tensor | None = None,
         waveform: torch.Tensor | None = None,
         waveform_lengths: torch.Tensor | None = None,
         gender_labels: torch.Tensor | None = None,
@@ -751,7 +787,7 @@ class FTVModel(FTVPreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         token_mask = attention_mask.unsqueeze(1).to(self.dtype)
         face, global_conditioning = self._face_inputs(
-            pixel_values, pixel_mask, face_embeddings, input_ids.shape[0], face_descriptors
+            pixel_values, pixel_mask, face_embeddings, input_ids.shape[0], face_descriptors, face_gender_scores
         )
         if waveform is not None:
             if waveform_lengths is None:
@@ -897,6 +933,7 @@ class FTVModel(FTVPreTrainedModel):
         pixel_mask: torch.Tensor | None = None,
         face_embeddings: torch.Tensor | None = None,
         face_descriptors: torch.Tensor | None = None,
+        face_gender_scores: torch.Tensor | None = None,
     ) -> FTVModelOutput:
         """Copy synthesis: a recording's posterior latents (their means) rendered by the decoder, given a face.
 
@@ -913,7 +950,7 @@ class FTVModel(FTVPreTrainedModel):
         if waveform.dim() != 2 or waveform.shape[-1] < self.config.hop_length:
             raise ValueError("waveform must be a (batch, samples) tensor at least one hop long.")
         face, global_conditioning = self._face_inputs(
-            pixel_values, pixel_mask, face_embeddings, waveform.shape[0], face_descriptors
+            pixel_values, pixel_mask, face_embeddings, waveform.shape[0], face_descriptors, face_gender_scores
         )
         hop = self.config.hop_length
         if waveform_lengths is None:
@@ -1091,6 +1128,7 @@ class FTVModel(FTVPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         pixel_mask: torch.Tensor | None = None,
         face_descriptors: torch.Tensor | None = None,
+        face_gender_scores: torch.Tensor | None = None,
         face_embeddings: torch.Tensor | None = None,
         *,
         seed: int = 0,
@@ -1106,7 +1144,7 @@ class FTVModel(FTVPreTrainedModel):
         if face_embeddings is None:
             if pixel_values is None:
                 raise ValueError("A face is needed: pass pixel_values (from FTVProcessor) or face_embeddings.")
-            face_embeddings = self.get_face_embeddings(pixel_values, pixel_mask, face_descriptors)
+            face_embeddings = self.get_face_embeddings(pixel_values, pixel_mask, face_descriptors, face_gender_scores)
         if face_embeddings.dim() != 2 or face_embeddings.shape[0] != 1:
             raise VoiceProfileError(
                 f"A voice profile is one person's voice: give one face (or several photos of one person as (1, N, "

@@ -481,7 +481,10 @@ class Synthesizer:
             if adjustments:  # F first, moved, then spoken from like a profile's
                 with torch.inference_mode():
                     face = self.model.get_face_embeddings(
-                        inputs.pop("pixel_values"), inputs.pop("pixel_mask", None), inputs.pop("face_descriptors", None)
+                        inputs.pop("pixel_values"),
+                        inputs.pop("pixel_mask", None),
+                        inputs.pop("face_descriptors", None),
+                        inputs.pop("face_gender_scores", None),
                     )
                 inputs["face_embeddings"] = adjust_embedding(face, self.config.voice_directions, adjustments)
         else:

