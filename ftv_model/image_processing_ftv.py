@@ -109,7 +109,7 @@ class FTVImageProcessor(BaseImageProcessor):
     def _descriptors(self, crops: list[Image.Image]) -> np.ndarray:
         from .face_descriptor import DESCRIPTOR_NAME, shared_face_descriptor
 
-        if self.face_descriptor != DESCRIPTOR_NAME:
+        if (self.face_descriptor or DESCRIPTOR_NAME) != DESCRIPTOR_NAME:
             raise ValueError(f"Unknown face_descriptor {self.face_descriptor!r}; the one known is {DESCRIPTOR_NAME!r}.")
         return shared_face_descriptor(self.face_margin)(crops)
 
@@ -136,7 +136,7 @@ class FTVImageProcessor(BaseImageProcessor):
         if not nested:
             crops = [self._crop(image, crop) for image in images]
             data = {"pixel_values": np.stack([self._to_array(rgb) for rgb in crops])}
-            if self.face_descriptor:
+            if self.face_descriptor or self.face_gender_network:
                 data["face_descriptors"] = self._descriptors(crops)
             if self.face_gender_network:
                 data["face_gender_scores"] = self._gender_scores(crops)
@@ -154,7 +154,7 @@ class FTVImageProcessor(BaseImageProcessor):
                 pixel_values[i, j] = self._to_array(crops[-1])
                 pixel_mask[i, j] = 1
         data = {"pixel_values": pixel_values, "pixel_mask": pixel_mask}
-        if self.face_descriptor:
+        if self.face_descriptor or self.face_gender_network:  # the gender reader reads the descriptor too
             flat, k = self._descriptors(crops), 0
             descriptors = np.zeros((len(groups), most, flat.shape[-1]), dtype=np.float32)
             for i, group in enumerate(groups):

@@ -555,18 +555,24 @@ class FTVModel(FTVPreTrainedModel):
         descriptors = self._check_face_descriptors(face_descriptors, pixel_values)
         if pixel_values.dim() == 4:
             embeddings = self._encode_faces(pixel_values)
-            if descriptors is not None:
-                embeddings = embeddings + self.face_descriptor_fusion(descriptors)
+            if self.face_descriptor_fusion is not None:
+                embeddings = embeddings + self._descriptor_part(descriptors)
             return self._anchor_gender(embeddings, descriptors, face_gender_scores, None)
         batch, views = pixel_values.shape[:2]
         embeddings = self._encode_faces(pixel_values.flatten(0, 1)).view(batch, views, -1)
-        if descriptors is not None:
-            embeddings = embeddings + self.face_descriptor_fusion(descriptors)
+        if self.face_descriptor_fusion is not None:
+            embeddings = embeddings + self._descriptor_part(descriptors)
         if pixel_mask is None:
             return self._anchor_gender(embeddings.mean(dim=1), descriptors, face_gender_scores, None)
         weights = pixel_mask.to(embeddings.dtype).unsqueeze(-1)
         mean = (embeddings * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
         return self._anchor_gender(mean, descriptors, face_gender_scores, pixel_mask)
+
+    def _descriptor_part(self, descriptors: torch.Tensor) -> torch.Tensor:
+        """The descriptor branch's share of F; scaled by `config.face_descriptor_scale` outside training."""
+        part = self.face_descriptor_fusion(descriptors)
+        scale = getattr(self.config, "face_descriptor_scale", 1.0)
+        return part if self.training or scale == 1.0 else part * scale
 
     def _anchor_gender(
         self,
@@ -622,18 +628,21 @@ class FTVModel(FTVPreTrainedModel):
     def _check_face_descriptors(
         self, face_descriptors: torch.Tensor | None, pixel_values: torch.Tensor
     ) -> torch.Tensor | None:
-        """The descriptors in the encoder's dtype, or a clear error when the model needs them and they are wrong."""
-        if self.face_descriptor_fusion is None:
+        """The descriptors in the model's dtype, or a clear error when the model needs them and they are wrong.
+        A model that fuses them needs them; one that only reads them for its gender reader takes them when given."""
+        if self.face_descriptor_fusion is None and not self.config.face_gender_reader:
             return None
         expected = (*pixel_values.shape[:-3], self.config.face_descriptor_size)
         if face_descriptors is None:
+            if self.face_descriptor_fusion is None:
+                return None  # the gender reader then stays off: the model's own reading
             raise ValueError(
                 f"This model adds pretrained face descriptors ({self.config.face_descriptor}) to its face embedding: "
                 "prepare the faces with its FTVProcessor, which computes `face_descriptors`, and pass them on."
             )
         if tuple(face_descriptors.shape) != expected:
             raise ValueError(f"face_descriptors must have shape {expected}, got {tuple(face_descriptors.shape)}.")
-        return face_descriptors.to(device=pixel_values.device, dtype=self.face_descriptor_fusion.hidden.weight.dtype)
+        return face_descriptors.to(device=pixel_values.device, dtype=self._face_input_like().dtype)
 
     def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         size = self.config.image_size

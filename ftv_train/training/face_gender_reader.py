@@ -64,7 +64,7 @@ def with_card_section(card: str, body: str) -> str:
 class FaceGenderReaderArguments:
     """`ftv-fit-face-gender-reader`'s options."""
 
-    model: str = HfArg(help="FTV checkpoint directory (its config must read the dlib descriptor)")
+    model: str = HfArg(help="FTV checkpoint directory")
     data: Path = HfArg(help="the offline corpus it was trained on")
     speakers: int | None = HfArg(default=None, help="training speakers to fit on (default: all)")
     l2: float = HfArg(default=1.0, help="L2 penalty of the logistic regression (1/C)")
@@ -86,25 +86,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from ftv_model import FTVConfig, FTVModel, FTVProcessor
-    from ftv_model.attributes import GENDER_LABELS
+    from ftv_model.attributes import ADULT_AGE, GENDER_LABELS
     from ftv_model.face_descriptor import DESCRIPTOR_CACHE_NAME, shared_face_descriptor
     from ftv_model.face_gender_reader import GENDER_NETWORK_NAME, LICENCE, anchor_embeddings, shared_gender_network
     from ftv_model.voice_directions import mean_difference_direction
     from ftv_train.data.dataset_format import load_prepared_dataset
-    from ftv_train.evaluation.metrics.age_groups import ADULT_AGE
 
     from .voice_directions import speaker_rows
 
     torch.set_num_threads(2)
     model = FTVModel.from_pretrained(args.model, dtype=torch.float32).eval()
-    if not model.config.face_descriptor or model.face_attribute_head is None:
-        parser.error(f"{args.model} reads no dlib descriptor or has no face attribute head: nothing to anchor.")
+    if model.face_attribute_head is None:
+        parser.error(f"{args.model} has no face attribute head: there is no reading of its own to anchor.")
     model.config.face_gender_reader = None  # fit on the model's own reading
     processor = FTVProcessor.from_pretrained(args.model)
-    processor.image_processor.face_gender_network = None  # scores come from the network directly below
+    processor.image_processor.face_gender_network = None  # the reader's inputs are computed directly below
+    describe = shared_face_descriptor(processor.image_processor.face_margin)
     if (args.data / DESCRIPTOR_CACHE_NAME).is_file():
-        shared_face_descriptor(processor.image_processor.face_margin).load_cache(args.data / DESCRIPTOR_CACHE_NAME)
+        describe.load_cache(args.data / DESCRIPTOR_CACHE_NAME)
     network = shared_gender_network()
+    fused = model.face_descriptor_fusion is not None
     ages = json.loads((args.data / "report.json").read_text()).get("offline", {}).get("ages", {})
     dataset = load_prepared_dataset(args.data, decode_audio=False)
     male, female = GENDER_LABELS.index("male"), GENDER_LABELS.index("female")
@@ -120,15 +121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             for views, gender, speaker in zip(picked["faces"], picked["gender"], picked["speaker"]):
                 views = list(views) if all_views else [views[0]]
                 inputs = processor(images=[views], do_crop_face=False)
+                descriptors = describe(views)
                 with torch.inference_mode():
                     face = model.get_face_embeddings(
-                        inputs["pixel_values"], inputs.get("pixel_mask"), inputs["face_descriptors"]
+                        inputs["pixel_values"],
+                        inputs.get("pixel_mask"),
+                        torch.as_tensor(descriptors)[None] if fused else None,
                     )
                     head = model.face_attributes(face)["gender"][0]
                 faces.append(face[0].numpy())
                 logits.append(float(head[head_female] - head[head_male]))
-                scores = network(views)
-                features.append(np.hstack([inputs["face_descriptors"][0].numpy(), scores[:, None]]))
+                features.append(np.hstack([descriptors, network(views)[:, None]]))
                 genders.append(gender)
                 age = ages.get(str(speaker))
                 adults.append(None if age is None else age >= ADULT_AGE)

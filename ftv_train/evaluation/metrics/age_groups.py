@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ftv_model.attributes import ADULT_AGE
+
 from .base import Metric, Record, Results, SplitContext, embeddings_of, fmt_ci, mean_or_none
 from .face_reading import face_readings
 from .intervals import proportion_interval
 
-ADULT_AGE = 18.0
 AGE_GROUPS = ("adults", "children")
 RATES = (("gender_agreement", "agree"), ("face_gender_accuracy", "face_correct"))  # summary name, item name
 
