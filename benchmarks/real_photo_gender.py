@@ -97,7 +97,9 @@ def main() -> int:
             wave = synthesizer.synthesize(images[0], SENTENCE, seed=0).waveform
             f0 = estimate_f0(np.asarray(wave, dtype=np.float32), synthesizer.sampling_rate)
             print(f"| {name} | {labels[name]} | {', '.join(own)} | {', '.join(demo)} | {f0:.0f} |")
-        print(f"frames read right: the head's own {right['own']}/{total}, as the demo reads them {right['demo']}/{total}")
+        print(
+            f"frames read right: the head's own {right['own']}/{total}, as the demo reads them {right['demo']}/{total}"
+        )
     return 0
 
 

@@ -9,7 +9,7 @@ import torch
 
 from ftv_model import FTVConfig, FTVImageProcessor, FTVModel
 from ftv_model.face_gender_reader import anchor_embeddings, reader_logits
-from ftv_train.training.face_gender_reader import fit_logistic, with_card_section
+from ftv_train.training.face_gender_reader import choose_head_temperature, fit_logistic, with_card_section
 
 from .conftest import FIXTURES
 from .model_fixtures import tiny_config
@@ -25,21 +25,24 @@ def _reader(direction: torch.Tensor, weights: torch.Tensor) -> dict:
         "direction": direction.tolist(),
         "female_position": 2.0,
         "male_position": -2.0,
+        "head_temperature": 4.0,
     }
 
 
-def test_anchoring_moves_only_disagreeing_faces_along_the_gender_axis() -> None:
-    """Where head and reader agree F is untouched; where they disagree its position along the axis becomes the
-    reader's gender's mean, and everything orthogonal to the axis (the person) is kept."""
+def test_anchoring_moves_only_faces_the_surer_reader_reads_otherwise() -> None:
+    """Where head and reader agree F is untouched, and where they disagree but the head is the surer (its log-odds
+    over head_temperature above the reader's) too; where the surer reader disagrees, F's position along the axis
+    becomes the reader's gender's mean and everything orthogonal to the axis (the person) is kept."""
     torch.manual_seed(0)
     direction = torch.nn.functional.normalize(torch.randn(16), dim=0)
-    reader = _reader(direction, torch.zeros(129))
-    faces = torch.randn(4, 16)
-    head = torch.tensor([3.0, -3.0, 3.0, -3.0])  # the head's log-odds of female
-    reading = torch.tensor([2.0, -1.0, -4.0, 0.5])  # agree, agree, disagree (male), disagree (female)
+    reader = _reader(direction, torch.zeros(129))  # head_temperature 4
+    faces = torch.randn(5, 16)
+    head = torch.tensor([3.0, -3.0, 3.0, -3.0, 20.0])  # the head's log-odds of female
+    reading = torch.tensor([2.0, -1.0, -4.0, 0.9, -4.0])  # agree, agree, overrule, overrule, head surer (20/4 > 4)
     moved = anchor_embeddings(reader, faces, head, reading)
     torch.testing.assert_close(moved[:2], faces[:2])
-    torch.testing.assert_close(moved[2:] @ direction, torch.tensor([-2.0, 2.0]))
+    torch.testing.assert_close(moved[4], faces[4])
+    torch.testing.assert_close(moved[2:4] @ direction, torch.tensor([-2.0, 2.0]))
     orthogonal = lambda x: x - (x @ direction).unsqueeze(-1) * direction  # noqa: E731
     torch.testing.assert_close(orthogonal(moved), orthogonal(faces))
     descriptors, scores = torch.zeros(2, 128), torch.tensor([1.5, -2.0])
@@ -72,7 +75,7 @@ def test_model_anchors_face_embeddings_to_the_reader_at_inference_only() -> None
     )
     weights = torch.zeros(129)
     weights[-1] = 1.0
-    reader = _reader(direction, weights)
+    reader = {**_reader(direction, weights), "head_temperature": 1e6}  # the reader always the surer
     position = plain.detach() @ direction
     reader["female_position"] = float(position.max() + 5.0)
     reader["male_position"] = float(position.min() - 5.0)
@@ -166,3 +169,13 @@ def test_face_descriptor_scale_spreads_the_descriptor_part_at_inference_only():
     assert FTVConfig.from_dict(model.config.to_dict()).face_descriptor_scale == 2.0
     with pytest.raises(ValueError, match="face_descriptor_scale"):
         tiny_config(face_descriptor="dlib-resnet-v1", face_descriptor_scale=-1.0)
+
+
+def test_the_gate_is_chosen_to_read_most_held_out_faces_right() -> None:
+    """choose_head_temperature: with a head that is right when sure and a reader right where the head is unsure, the
+    chosen gate lets the reader overrule only the unsure readings; ties go to the fewest overrules."""
+    head = np.array([10.0, -10.0, 0.5, -0.5, 8.0])
+    reading = np.array([-1.0, 1.0, -2.0, 2.0, -1.0])
+    female = np.array([True, False, False, True, True])
+    assert choose_head_temperature(head, reading, female) == 1.0
+    assert choose_head_temperature(head, reading, ~female) == 16.0  # here the reader is always right
