@@ -21,8 +21,10 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,6 +94,7 @@ class FaceDescriptor:
         self.margin = margin
         self._lock = threading.Lock()
         self._known: dict[str, np.ndarray] = {}  # pixels_key -> descriptor: precomputed ones (`remember`)
+        self._recent = RecentResults()  # the demo's user speaks many texts from one photo: describe it once
 
     def aligned_chip(self, crop: Image.Image | np.ndarray) -> np.ndarray:
         """The crop's face, aligned by its five landmarks: a ``CHIP_SIZE`` square RGB uint8 array."""
@@ -119,17 +122,47 @@ class FaceDescriptor:
         """Descriptors of face crops, float32 [len(crops), 128] (each of unit-ish norm, about 0.4)."""
         out = np.zeros((len(crops), DESCRIPTOR_DIM), dtype=np.float32)
         arrays = [np.asarray(c.convert("RGB") if isinstance(c, Image.Image) else c) for c in crops]
-        keys = [pixels_key(array) for array in arrays] if self._known else [""] * len(arrays)
-        todo = [i for i, key in enumerate(keys) if key not in self._known]
+        keys = [pixels_key(array) for array in arrays]
         for i, key in enumerate(keys):
-            if key in self._known:
-                out[i] = self._known[key]
+            found = self._known.get(key)
+            out[i] = found if found is not None else self._recent.get(key, out[i])
+        todo = [i for i, key in enumerate(keys) if key not in self._known and key not in self._recent]
         if todo:
             chips = [self.aligned_chip(arrays[i]) for i in todo]
             with self._lock:
                 vectors = self.net.compute_face_descriptor(chips)
             out[todo] = np.asarray([np.asarray(v) for v in vectors], dtype=np.float32).reshape(len(todo), -1)
+            for i in todo:
+                self._recent.put(keys[i], out[i].copy())
         return out
+
+
+class RecentResults:
+    """A thread-safe map of the last `size` results by key (least recently used dropped first): a reader's output
+    for a photo it has just read."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            if key not in self._items:
+                return default
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 def pixels_key(pixels: np.ndarray | Image.Image) -> str:

