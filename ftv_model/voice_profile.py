@@ -33,8 +33,18 @@ SUFFIX = ".json"
 MAX_PROFILE_BYTES = 1_000_000  # a profile is a few kB; anything far larger is not one
 SETTINGS = ("seed", "speaking_rate", "noise_scale", "noise_scale_duration")
 # Config entries that never change the audio made from a given F: adding or refitting them keeps profiles valid.
+# Settings that do not change how a given F sounds: a profile keeps F itself, so how F is read from a photo (the
+# face gender reader, the descriptor's scale) and how it is labelled or adjusted leave saved profiles valid.
 VOICE_NEUTRAL_SETTINGS = frozenset(
-    {"transformers_version", "dtype", "torch_dtype", "face_attribute_temperatures", "voice_directions"}
+    {
+        "transformers_version",
+        "dtype",
+        "torch_dtype",
+        "face_attribute_temperatures",
+        "voice_directions",
+        "face_gender_reader",
+        "face_descriptor_scale",
+    }
 )
 
 __all__ = ["VoiceProfile", "VoiceProfileError", "model_fingerprint"]
