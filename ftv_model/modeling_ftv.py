@@ -550,7 +550,8 @@ class FTVModel(FTVPreTrainedModel):
         photos when people have different numbers of them). With `config.face_descriptor`, each photo's F also
         gets its pretrained face descriptor, (B, D) or (B, N, D), which FTVProcessor computes. With
         `config.face_gender_reader` and the gender network's scores (B,) or (B, N) from FTVProcessor, F is anchored
-        to the reader's gender where the model's own reading disagrees (`ftv_model.face_gender_reader`)."""
+        to the reader's gender where the model's own reading disagrees and the reader is the surer
+        (`ftv_model.face_gender_reader`)."""
         self._check_pixel_values(pixel_values)
         descriptors = self._check_face_descriptors(face_descriptors, pixel_values)
         if pixel_values.dim() == 4:
@@ -582,8 +583,8 @@ class FTVModel(FTVPreTrainedModel):
         pixel_mask: torch.Tensor | None,
     ) -> torch.Tensor:
         """F (B, E) anchored to `config.face_gender_reader`'s reading (the mean over each person's photos) where
-        the face head disagrees; F unchanged without a reader or without scores (training never passes them; the
-        model's FTVProcessor always computes them for a model with a reader)."""
+        the face head disagrees and the reader is the surer; F unchanged without a reader or without scores
+        (training never passes them; the model's FTVProcessor always computes them for a model with a reader)."""
         reader = self.config.face_gender_reader
         if not reader or scores is None or self.face_attribute_head is None or descriptors is None:
             return embeddings  # the model's own reading: training, and inputs made without the model's processor
