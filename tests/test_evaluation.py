@@ -212,6 +212,12 @@ def test_end_to_end_report_rows_and_files(first_run: dict) -> None:
         assert -1.0 <= overall["same_speaker_similarity"] <= 1.0 or overall["same_speaker_similarity"] is None
         assert overall["within_gender_similarity"] is not None
     assert "## One voice per person" in (out / "report.md").read_text()
+    # the buzz: measured at the checkpoint's own frame rate; real recordings have none
+    saved = json.loads((first_run["config"].model / "config.json").read_text())
+    assert first_run["config"].comb_hz == saved["sampling_rate"] / saved["hop_length"]
+    assert results["backends"]["comb"].startswith(f"comb at k x {first_run['config'].comb_hz:.2f} Hz")
+    assert gt["comb_db"] < 2.0 and len(gt["comb_db_ci95"]) == 2
+    assert "Frame-rate comb (dB)" in (out / "report.md").read_text()
     # what the face head read from each face is kept, and the face-encoder accuracy is computed from it
     model_records = [json.loads(p.read_text()) for p in sorted((out / "cache" / "model").rglob("*.json"))]
     assert len(model_records) == 6 and all(r["face_gender"] in (0, 1) for r in model_records)

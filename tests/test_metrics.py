@@ -20,8 +20,9 @@ from ftv_train.evaluation.metrics.cer import (
     normalize_text,
     number_to_words,
 )
+from ftv_train.evaluation.metrics.comb import VITS_FRAME_RATE_HZ, CombMeter, FrameRateComb, comb_level_db
 from ftv_train.evaluation.metrics.gender import VoiceGenderClassifier, held_out_speaker_accuracy
-from ftv_train.evaluation.metrics.intervals import proportion_interval, ratio_interval
+from ftv_train.evaluation.metrics.intervals import mean_interval, proportion_interval, ratio_interval
 from ftv_train.evaluation.metrics.naturalness import DnsmosScorer, UtmosScorer, load_naturalness
 from ftv_train.evaluation.metrics.speaker import SpeakerEncoder, SpeakerReferences, secs, secs_to_references
 from ftv_train.evaluation.metrics.subgroups import subgroup_table
@@ -74,6 +75,48 @@ def vctk_embeddings(encoder: SpeakerEncoder, vctk: dict) -> np.ndarray:
 @pytest.fixture(scope="module")
 def libri_embeddings(encoder: SpeakerEncoder, librispeech: dict) -> np.ndarray:
     return encoder.embed(librispeech["wavs"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The frame-rate comb
+
+
+def _with_comb(wav: np.ndarray, frame_rate_hz: float, level_db: float, sample_rate: int = 16000) -> np.ndarray:
+    """`wav` plus steady tones at k x `frame_rate_hz` (k = 1..40), each `level_db` below the speech's RMS."""
+    t = np.arange(len(wav)) / sample_rate
+    rms = float(np.sqrt(np.mean(wav**2)))
+    amplitude = rms * 10 ** (level_db / 20)
+    tones = sum(np.sin(2 * np.pi * k * frame_rate_hz * t) for k in range(1, 41) if k * frame_rate_hz < 7900)
+    return (wav + amplitude * tones).astype(np.float32)
+
+
+def test_comb_is_low_on_real_speech_and_finds_a_faint_frame_rate_buzz(vctk: dict) -> None:
+    """Real recordings sit near 0 dB; tones 25 dB under the speech (each) at the decoder's frame rate stand out, and a
+    meter set to another frame rate does not mistake them for its own (speech harmonics move, a comb stays)."""
+    wavs = vctk["wavs"][:6]
+    clean = CombMeter().score(wavs)
+    buzzing = CombMeter().score([_with_comb(w, VITS_FRAME_RATE_HZ, -25) for w in wavs])
+    other_rate = CombMeter(frame_rate_hz=24000 / 300).score([_with_comb(w, VITS_FRAME_RATE_HZ, -25) for w in wavs])
+    assert np.mean(clean) < 1.5
+    assert np.mean(buzzing) > np.mean(clean) + 5
+    assert np.mean(other_rate) < 2.0
+    assert CombMeter().name != CombMeter(frame_rate_hz=80.0).name  # another rate re-scores cached audio
+
+
+def test_comb_of_silence_and_tiny_clips_is_unmeasured_not_zero() -> None:
+    assert np.isnan(comb_level_db(np.zeros(16000, np.float32), 16000))
+    assert np.isnan(comb_level_db(np.ones(40, np.float32), 16000))
+    records = FrameRateComb().score(CombMeter(), [np.zeros(16000, np.float32)], [])
+    assert records == [{"comb_db": None}]
+    summary = FrameRateComb().summarize(records + [{"comb_db": 4.0}, {"comb_db": 6.0}], {})
+    assert summary["comb_db"] == 5.0 and summary["comb_db_ci95"] == [4.0, 6.0]
+
+
+def test_mean_interval_is_a_seeded_bootstrap_that_brackets_the_mean() -> None:
+    values = np.random.default_rng(1).normal(5.0, 1.0, 100)
+    low, high = mean_interval(values)
+    assert low < values.mean() < high and 0.2 < high - low < 0.6  # about 4 standard errors of 0.1
+    assert mean_interval(values) == [low, high] and mean_interval([1.0]) is None
 
 
 # ---------------------------------------------------------------------------------------------------------------

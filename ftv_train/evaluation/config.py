@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,10 @@ class EvalConfig:
     utmos_path: str | None = field(
         default=None, metadata=_help("local clone of tarepan/SpeechMOS (hubconf.py, optionally a *.pt)")
     )
+    comb_hz: float | None = field(
+        default=None,
+        metadata=_help("frame rate whose comb is measured (default: --model's sampling_rate / hop_length, else 86.13)"),
+    )
     batch_size: int = 8
     device: str = field(default="auto", metadata=_help("auto, cpu, cuda, cuda:1, ..."))
     seed: int = 0
@@ -69,6 +74,8 @@ class EvalConfig:
         self.model = Path(self.model) if self.model else None
         self.baseline_model = Path(self.baseline_model) if self.baseline_model else None
         self.gender_classifier = Path(self.gender_classifier) if self.gender_classifier else None
+        if self.comb_hz is None:
+            self.comb_hz = decoder_frame_rate(self.model or self.baseline_model)
         self.splits, self.systems = comma_separated(self.splits), comma_separated(self.systems)
         unknown = [s for s in self.systems if s not in SYSTEMS]
         if unknown:
@@ -91,6 +98,14 @@ class EvalConfig:
     def checkpoints(self) -> dict[str, Path | None]:
         """The models that speak the rows (`System.checkpoint` names one): --model and --baseline-model."""
         return {"model": self.model, "baseline": self.baseline_model}
+
+
+def decoder_frame_rate(model_dir: Path | None) -> float:
+    """sampling_rate / hop_length of a saved model's config.json: the rate of its decoder's frames (VITS's 86.13 Hz
+    when there is no model or it does not say)."""
+    config_path = Path(model_dir) / "config.json" if model_dir else None
+    saved = json.loads(config_path.read_text()) if config_path is not None and config_path.is_file() else {}
+    return float(saved.get("sampling_rate", 22050)) / float(saved.get("hop_length", 256))
 
 
 def resolve_device(device: str) -> str:

@@ -57,7 +57,7 @@ class Evaluator:
             s: select_utterances(d.utterances, config.max_utterances, config.seed) for s, d in self.splits.items()
         }
         self.systems = [make_system(name) for name in config.systems]
-        self.metrics = metrics or MetricSuite.from_config(config)
+        self.metrics = (metrics or MetricSuite.from_config(config)).with_settings(comb_hz=config.comb_hz)
         self._synthesizers: dict[str, Synthesizer] = {} if synthesizer is None else {"model": synthesizer}
         self.stats = {"synthesized": 0, "scored": 0, "reused_audio": 0}
 

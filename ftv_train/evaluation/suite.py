@@ -12,6 +12,7 @@ from ftv_train.common.audio import SAMPLE_RATE
 from ftv_train.evaluation.config import EvalConfig, resolve_device
 from ftv_train.evaluation.data import Utterance
 from ftv_train.evaluation.metrics.base import Metric, MetricSettings, Record
+from ftv_train.evaluation.metrics.comb import CombMeter
 from ftv_train.evaluation.metrics.registry import registered_metrics
 from ftv_train.evaluation.metrics.speaker import SpeakerEncoder
 
@@ -27,9 +28,12 @@ class MetricSuite:
         naturalness: str = "auto",
         utmos_path: str | None = None,
         scorers: Mapping[str, Any] | None = None,
+        comb_hz: float = MetricSettings.comb_hz,
     ) -> None:
         """`scorers`: models already loaded (by backend name), reused instead of loading them again."""
-        settings = MetricSettings(resolve_device(device), recognizer, recognizer_path, naturalness, utmos_path)
+        settings = MetricSettings(
+            resolve_device(device), recognizer, recognizer_path, naturalness, utmos_path, comb_hz=comb_hz
+        )
         self.metrics: list[Metric] = registered_metrics()
         self.scorers: dict[str, Any] = {}
         for metric in self.metrics:
@@ -39,7 +43,14 @@ class MetricSuite:
 
     @classmethod
     def from_config(cls, config: EvalConfig) -> MetricSuite:
-        return cls(config.device, config.recognizer, config.recognizer_path, config.naturalness, config.utmos_path)
+        return cls(
+            config.device,
+            config.recognizer,
+            config.recognizer_path,
+            config.naturalness,
+            config.utmos_path,
+            comb_hz=config.comb_hz,
+        )
 
     def with_scorer(self, backend: str, scorer: Any) -> MetricSuite:
         """A copy that scores `backend` with another model (the rest shared)."""
@@ -48,6 +59,13 @@ class MetricSuite:
         suite = copy.copy(self)
         suite.scorers = {**self.scorers, backend: scorer}
         return suite
+
+    def with_settings(self, comb_hz: float | None = None) -> MetricSuite:
+        """This suite, or a copy whose settings-only scorers (no model to load) follow the run's config: a suite
+        shared by several runs then measures each model's comb at that model's own frame rate."""
+        if comb_hz is None or "comb" not in self.scorers or self.scorers["comb"].frame_rate_hz == comb_hz:
+            return self
+        return self.with_scorer("comb", CombMeter(comb_hz))
 
     @property
     def encoder(self) -> SpeakerEncoder:

@@ -48,6 +48,7 @@ class MetricSettings:
     recognizer_path: str | None = None
     naturalness: str = "auto"
     utmos_path: str | None = None
+    comb_hz: float = 22050 / 256  # the decoder's frame rate: sampling_rate / hop_length
 
 
 @dataclass(frozen=True)

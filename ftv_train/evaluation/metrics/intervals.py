@@ -56,3 +56,23 @@ def ratio_interval(
         rng=np.random.default_rng(seed),
     )
     return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
+
+
+def mean_interval(
+    values: Sequence[float], confidence: float = CONFIDENCE, seed: int = 0, resamples: int = 2000
+) -> list[float] | None:
+    """Percentile bootstrap interval of the mean of per-utterance `values` (None below two)."""
+    if len(values) < 2:
+        return None
+    from scipy import stats
+
+    result = stats.bootstrap(
+        (np.asarray(values, dtype=float),),
+        np.mean,
+        vectorized=True,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return [float(result.confidence_interval.low), float(result.confidence_interval.high)]

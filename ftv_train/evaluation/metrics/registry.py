@@ -7,6 +7,7 @@ from .abx import AbxMatching
 from .age_groups import AgeGroups
 from .base import Metric
 from .cer import CharacterErrorRate
+from .comb import FrameRateComb
 from .diversity import VoiceDiversity
 from .face_reading import FaceGenderReading
 from .gender import GenderAgreement
@@ -18,6 +19,7 @@ METRICS: list[type[Metric]] = [
     SpeakerSimilarity,
     CharacterErrorRate,
     Naturalness,
+    FrameRateComb,
     AbxMatching,
     VoiceDiversity,
     FaceGenderReading,
