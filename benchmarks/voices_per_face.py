@@ -4,11 +4,12 @@
     python benchmarks/voices_per_face.py --model A --model B      # side by side, same faces, same sentence
 
 For each model: every chosen person's voice from their neutral photo (the app's defaults, seed 0, one sentence),
-its median F0, the Resemblyzer similarity between different people of one gender (near 1: one voice per gender) and
-across genders, and between the same person's neutral and smiling photos (near 1: the voice stays with the person).
-People are taken from the dataset's held-out splits when ``--data`` names the offline corpus, so no model trained
-on them; where those hold fewer than ``--per-gender`` of a gender, people from training fill up, flagged in the
-table. Prints a table; ``--out`` also saves the WAVs to listen to.
+its median F0 and frame-rate comb (the buzz, dB; `ftv_train.evaluation.metrics.comb`), the Resemblyzer similarity
+between different people of one gender (near 1: one voice per gender) and across genders, and between the same
+person's neutral and smiling photos (near 1: the voice stays with the person). People are taken from the dataset's
+held-out splits when ``--data`` names the offline corpus, so no model trained on them; where those hold fewer than
+``--per-gender`` of a gender, people from training fill up, flagged in the table. Prints a table; ``--out`` also
+saves the WAVs to listen to.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def main() -> int:
 
     from ftv_model.synthesis import Synthesizer
     from ftv_train.corpus.world import estimate_f0
+    from ftv_train.evaluation.metrics.comb import comb_level_db
     from ftv_train.evaluation.metrics.speaker import SpeakerEncoder
 
     torch.set_num_threads(2)
@@ -89,12 +91,15 @@ def main() -> int:
             key = "same gender" if genders[i] == genders[j] else "across genders"
             pairs[key].append(float(emb[i] @ emb[j]))
         print(f"\n{model}: {SENTENCE!r}, seed 0, neutral photos")
-        print("| person | gender | held out | median F0 (Hz) | same person, smiling photo |")
-        print("|---|---|---|---|---|")
+        frame_rate = rate / synthesizer.config.hop_length
+        print("| person | gender | held out | median F0 (Hz) | comb (dB) | same person, smiling photo |")
+        print("|---|---|---|---|---|---|")
         for k, (face_id, gender, unseen) in enumerate(people):
             f0 = estimate_f0(np.asarray(neutral[k], dtype=np.float32), rate)
             seen = "yes" if unseen else "no (trained on)"
-            print(f"| london {face_id} | {gender} | {seen} | {f0:.0f} | {float(emb[k] @ emb_smiling[k]):.3f} |")
+            comb = comb_level_db(neutral[k], rate, frame_rate)
+            kept = float(emb[k] @ emb_smiling[k])
+            print(f"| london {face_id} | {gender} | {seen} | {f0:.0f} | {comb:.1f} | {kept:.3f} |")
         for gender in ("female", "male"):
             idx = [k for k, g in enumerate(genders) if g == gender]
             within = [float(emb[a] @ emb[b]) for a, b in combinations(idx, 2)]

@@ -1,6 +1,7 @@
 """VITS's training losses: KL between posterior and prior, least-squares adversarial losses and feature matching,
-and how the generator's terms are weighted. The mel reconstruction and duration losses are computed inside
-`FTVModel`'s training forward; the attribute loss lives with the attribute heads.
+the frame-comb loss against the decoder's buzz, and how the generator's terms are weighted. The mel reconstruction
+and duration losses are computed inside `FTVModel`'s training forward; the attribute loss lives with the attribute
+heads.
 """
 
 from __future__ import annotations
@@ -51,6 +52,31 @@ def feature_matching_loss(
     return loss * 2
 
 
+def frame_periodicity(waveform: torch.Tensor, hop_length: int) -> torch.Tensor:
+    """Per item of a (B, 1, T) or (B, T) segment: the energy of its mean frame (the part that repeats every
+    `hop_length` samples, in phase with the decoder's frames) over the segment's energy, times the number of frames.
+
+    A decoder turns each latent frame into `hop_length` samples through strided transposed convolutions; what they
+    add in the same place of every frame repeats at the frame rate, and a listener hears it as a buzz at
+    sampling_rate / hop_length and its multiples (`ftv_train.evaluation.metrics.comb`). Speech is not locked to
+    the decoder's frames, so its mean frame is near chance: about 1 on this scale (measured on the offline corpus:
+    0.89 for real speech, 0.99 for Piper joe, 1.32 for the first bundled checkpoint, 2.45 after stage 4).
+    """
+    samples = waveform.reshape(waveform.shape[0], -1).float()
+    frames = samples.shape[-1] // hop_length
+    if frames < 2:
+        raise ValueError(f"A segment of {samples.shape[-1]} samples holds fewer than two {hop_length}-sample frames.")
+    framed = samples[:, : frames * hop_length].reshape(samples.shape[0], frames, hop_length)
+    periodic = framed.mean(dim=1).pow(2).mean(dim=-1)
+    return frames * periodic / framed.pow(2).mean(dim=(1, 2)).clamp_min(1e-8)
+
+
+def frame_comb_loss(predicted: torch.Tensor, target: torch.Tensor, hop_length: int) -> torch.Tensor:
+    """How far the generated segment's frame periodicity exceeds the real segment's (zero where it does not)."""
+    excess = frame_periodicity(predicted, hop_length) - frame_periodicity(target.detach(), hop_length)
+    return torch.relu(excess).mean()
+
+
 @dataclass(frozen=True)
 class LossWeights:
     """How the generator's loss terms are summed. A training run's weights are its training config's
@@ -64,6 +90,7 @@ class LossWeights:
     audio_attribute_loss_weight: float = 0.3  # L_attr = L_face + this x L_audio (the paper's bilateral loss)
     feature_matching_loss_weight: float = 1.0
     adversarial_loss_weight: float = 1.0
+    frame_comb_loss_weight: float = 0.0  # `frame_comb_loss` on the decoder segment (training only; 0 in VITS)
 
     def combined_attribute_loss(self, face_attribute: torch.Tensor, audio_attribute: torch.Tensor) -> torch.Tensor:
         """L_attr: the face head's attribute loss plus the weighted audio head's."""

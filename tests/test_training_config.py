@@ -40,7 +40,7 @@ def test_config_yaml_and_overrides(tmp_path: Path) -> None:
 
     overrides = (
         "--no-multiview --face_encoder_type vit --no-audio-attribute-loss --attributes gender --max_grad_norm 5 "
-        "--mel_loss_weight 30 --discriminator_width 0.5 --set model.upsample_rates=[8,8,4] "
+        "--mel_loss_weight 30 --frame_comb_loss_weight 20 --discriminator_width 0.5 --set model.upsample_rates=[8,8,4] "
         "--set model.upsample_kernel_sizes=[16,16,8] --learning_rate 1e-4 --resume latest"
     )
     config = parse_config(["--config", str(PAPER_YAML), "--data", "d", *overrides.split()])
@@ -50,7 +50,8 @@ def test_config_yaml_and_overrides(tmp_path: Path) -> None:
     assert kwargs["face_encoder_type"] == "vit" and kwargs["use_audio_attribute_head"] is False
     assert kwargs["upsample_rates"] == [8, 8, 4]
     assert config.discriminator_settings()["discriminator_width"] == 0.5
-    assert config.loss_weights().mel_loss_weight == 30.0
+    assert config.loss_weights().mel_loss_weight == 30.0 and config.loss_weights().frame_comb_loss_weight == 20.0
+    assert parse_config(["--config", str(PAPER_YAML), "--data", "d"]).loss_weights().frame_comb_loss_weight == 0.0
     assert not {"discriminator_width", "mel_loss_weight"} & set(kwargs)  # training settings, not the model's
 
     for bad in ("--mixed_precision fp8", "--attributes age", "--batch_size zero", "--set model.no_such_field=1"):
@@ -288,3 +289,19 @@ def test_aligned_prior_stage_trains_only_the_decoder_side() -> None:
         "audio_attribute_head",
     }
     assert all("cond_layer" in name for name in trainable if name.startswith("flow."))
+
+
+def test_clean_decoder_experiment_trains_the_decoder_alone() -> None:
+    """offline-cpu-clean-decoder.yaml: only the decoder moves, so who gets which voice cannot change while the
+    frame-comb loss (given on the command line) works on the buzz."""
+    from ftv_model import FTVModel
+    from ftv_train.training.warm_start import freeze_parameters
+    from tests.model_fixtures import tiny_config
+
+    path = REPO_ROOT / "train" / "configs" / "offline-cpu-clean-decoder.yaml"
+    config = parse_config(["--config", str(path), "--data", "x", "--frame_comb_loss_weight", "20"])
+    assert config.loss_weights().frame_comb_loss_weight == 20.0 and config.adversarial
+    model = FTVModel(tiny_config(**config.model_config_kwargs()))
+    freeze_parameters(model, config.freeze, config.keep_trainable)
+    trainable = {name.split(".")[0] for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert trainable == {"decoder"}

@@ -47,7 +47,17 @@ from ftv_train.corpus.faces import (
 from ftv_train.corpus.prompts import PROMPTS
 from ftv_train.corpus.speech import speaker_speech
 from ftv_train.corpus.voice_mapping import MAPPING_NAME, VoiceMapping
-from ftv_train.corpus.voices import BASE_VOICES, check_engines, voice_params
+from ftv_train.corpus.voices import (
+    BASE_VOICES,
+    KOKORO_POOL_RANGES,
+    KOKORO_PREFIX,
+    KOKORO_SHARE_F0,
+    KOKORO_VOICES,
+    VOICE_DESIGNS,
+    check_engines,
+    kokoro_voice_params,
+    voice_params,
+)
 from ftv_train.data.config import PrepareConfig
 from ftv_train.data.dataset_format import REPORT_NAME, SAMPLE_RATE, SPLITS, decode_audio, encode_audio
 from ftv_train.data.face_dedup import (
@@ -92,6 +102,7 @@ class OfflineCorpusConfig:
     margin: float = 0.25
     dnsmos_sample: int = 24  # speakers whose first sentence is scored before/after the transform; 0: none
     sources: tuple[str, ...] = SOURCES  # london,fairface only: a corpus that may be published (CC BY 4.0)
+    voice_design: str = "world"  # "kokoro": natural blended voices (`ftv_train.corpus.voices.kokoro_voice_params`)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -103,11 +114,15 @@ class OfflineCorpusConfig:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
         if not 1 <= self.sentences <= len(PROMPTS):
             raise ValueError(f"--sentences must be in 1..{len(PROMPTS)}, got {self.sentences}")
+        if self.voice_design not in VOICE_DESIGNS:
+            raise ValueError(f"--voices must be one of {list(VOICE_DESIGNS)}, got {self.voice_design!r}")
 
     def fingerprint(self) -> str:
         """Hash of what changes one speaker's files: cached speakers are reused only when it matches."""
         keys = {"version": CORPUS_VERSION, "seed": self.seed, "sentences": self.sentences}
         keys.update(face_size=self.face_size, margin=self.margin, voices=[asdict(v) for v in BASE_VOICES])
+        if self.voice_design != "world":  # the world design's fingerprint is the one its caches were written with
+            keys.update(design=self.voice_design, ranges=KOKORO_POOL_RANGES, share_f0=KOKORO_SHARE_F0)
         return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -189,7 +204,7 @@ def build_speaker(
     descriptor = identity_descriptor(work, identity.speaker, faces["real"])
     pool = identity_pool(identity, descriptor, mapping)
     position = mapping.position(descriptor, pool)
-    params = voice_params(identity, position, pool)
+    params = (kokoro_voice_params if config.voice_design == "kokoro" else voice_params)(identity, position, pool)
     sentences = rng.sample(range(len(PROMPTS)), config.sentences)
     with atomic_directory(folder) as temp:
         utterances = []
@@ -383,10 +398,15 @@ def plan_splits(identities: list[Identity], config: OfflineCorpusConfig) -> Spli
     return SplitPlan(assignment, speaker_split, removed, rows, {i.speaker: len(i.images) for i in identities})
 
 
+def _voice_family(base: str) -> str:
+    """A base voice's name, or "kokoro" for every blend of the kokoro design (each identity has its own)."""
+    return "kokoro" if base.startswith(KOKORO_PREFIX) else base
+
+
 def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
     """Build the corpus (resumable per speaker) and write ``config.out`` + ``report.json``; returns the report."""
     start = time.monotonic()
-    check_engines()
+    check_engines(KOKORO_VOICES if config.voice_design == "kokoro" else BASE_VOICES)
     identities = discover_identities(config.faces, config.sources)
     if config.identities is not None:
         identities = small_selection(identities, config.identities)
@@ -426,12 +446,15 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
         "held_out_protocol": plan.report(),
         "licences": {source: LICENCES[source] for source in sorted({m["identity"]["source"] for m in metas})},
         "sentences_per_speaker": config.sentences,
-        "base_voices": dict(sorted(Counter(m["voice"]["base"] for m in metas).items())),
+        "voice_design": config.voice_design,
+        "base_voices": dict(sorted(Counter(_voice_family(m["voice"]["base"]) for m in metas).items())),
         "target_f0_median_hz": {k: round(float(np.median(v)), 1) for k, v in sorted(f0_by_gender.items())},
         "face_photos": sum(len(m["identity"]["images"]) for m in metas),
         "face_center_crop_fallbacks": sum(m["face_fallbacks"] for m in metas),
         "sample_rate": SAMPLE_RATE,
-        "engine_sample_rates": dict(sorted({m["voice"]["base"]: m["native_rate"] for m in metas}.items())),
+        "engine_sample_rates": dict(
+            sorted({_voice_family(m["voice"]["base"]): m["native_rate"] for m in metas}.items())
+        ),
         "dnsmos": _dnsmos(metas, work, config),
         "voices": {m["identity"]["speaker"]: m["voice"] for m in metas},
         "ages": {m["identity"]["speaker"]: m["identity"]["age"] for m in metas},

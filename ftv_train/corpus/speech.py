@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ftv_train.common.audio import SAMPLE_RATE, resample
-from ftv_train.corpus.voices import VoiceParams, base_voice, synthesize_base
+from ftv_train.corpus.engines import get_engine
+from ftv_train.corpus.voices import KOKORO_PREFIX, VoiceParams, base_voice, synthesize_base
 from ftv_train.corpus.world import transform_voice
 from ftv_train.data.audio_checks import match_speech_level
 
@@ -34,11 +35,20 @@ def base_speech(voice_name: str, text: str) -> tuple[np.ndarray, int]:
     """A base voice's untransformed speech at 16 kHz, trimmed and level-matched (the DNSMOS "before"), and the
     engine's native sample rate."""
     wave, rate = synthesize_base(base_voice(voice_name), text)
+    return _level(wave, rate), rate
+
+
+def _level(wave: np.ndarray, rate: int) -> np.ndarray:
     speech = trim_silence(resample(np.asarray(wave, dtype=np.float32), rate, SAMPLE_RATE), SAMPLE_RATE)
-    return match_speech_level(speech, SPEECH_LEVEL_DBFS, SAMPLE_RATE), rate
+    return match_speech_level(speech, SPEECH_LEVEL_DBFS, SAMPLE_RATE)
 
 
 def speaker_speech(params: VoiceParams, text: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """(untransformed, transformed) 16 kHz speech of one sentence in one speaker's voice, and the native rate."""
+    """(untransformed, transformed) 16 kHz speech of one sentence in one speaker's voice, and the native rate.
+    A Kokoro voice (the ``kokoro`` design) is its own blend, not transformed: both are the same clip."""
+    if params.base.startswith(KOKORO_PREFIX):
+        wave, rate = get_engine("kokoro").synthesize(text, params.base.removeprefix(KOKORO_PREFIX))
+        speech = _level(wave, rate)
+        return speech, speech, rate
     before, rate = base_speech(params.base, text)
     return before, match_speech_level(transform_voice(before, params), SPEECH_LEVEL_DBFS, SAMPLE_RATE), rate

@@ -24,6 +24,14 @@ Age shifts (applied to the drawn values): under 13: F0 x2^(4/12), warp +0.05, ra
 age or the middle of the age group; unknown age shifts nothing.
 
 The engines themselves are `ftv_train.corpus.engines`; `BASE_VOICES` names each voice's engine by its registry name.
+
+A second design, ``kokoro`` (`kokoro_voice_params`), makes every voice a blend of Kokoro-82M's voice packs and leaves
+WORLD out, so the corpus sounds as natural as Kokoro (DNSMOS 3.0-3.3 against 2.6-2.8 for the engines above): the
+male pack's share sets the pitch (measured median F0 75 / 89 / 118 / 162 / 207 / 260 Hz at shares 1.2 / 1 / 0.75 /
+0.5 / 0.25 / 0, `KOKORO_SHARE_F0`), the face's ``base`` and ``warp`` positions mix the four female packs that make
+up the rest (timbre; the corners of that square are the pure packs), and ``rate`` is Kokoro's speed. Age shifts the
+share (children -0.12, teenage boys -0.08, older women +0.05, older men -0.03) and the speed (children x1.03, 60
+and over x0.94).
 """
 
 from __future__ import annotations
@@ -37,6 +45,12 @@ from ftv_train.corpus.faces import Identity
 
 __all__ = [
     "BASE_VOICES",
+    "KOKORO_POOL_RANGES",
+    "KOKORO_PREFIX",
+    "KOKORO_VOICES",
+    "KOKORO_SHARE_F0",
+    "VOICE_DESIGNS",
+    "kokoro_voice_params",
     "MAX_SHIFT_SEMITONES",
     "POOL_RANGES",
     "BaseVoice",
@@ -142,3 +156,56 @@ def voice_params(identity: Identity, position: dict[str, float], pool: str) -> V
         f0 *= 2 ** (-2 / 12) if pool == "female" else 2 ** (1 / 12)
         rate *= 0.94
     return VoiceParams(base=base.name, f0=round(f0, 2), warp=round(warp, 4), rate=round(rate, 4))
+
+
+VOICE_DESIGNS = ("world", "kokoro")  # `voice_params` / `kokoro_voice_params`
+# what the kokoro design needs installed, for `check_engines` (its voices are blends, one per identity)
+KOKORO_VOICES = (BaseVoice("kokoro", "kokoro", "jm_kumo*0.5+female*0.5", "male", 162.2),)
+KOKORO_PREFIX = "kokoro:"  # `VoiceParams.base` of a Kokoro voice: this prefix, then the engine's voice string
+# (male share, median F0 in Hz) of Kokoro blends of jm_kumo with the mean female pack, six Harvard sentences each
+KOKORO_SHARE_F0 = ((1.2, 75.1), (1.0, 89.3), (0.75, 117.8), (0.5, 162.2), (0.25, 206.6), (0.0, 259.8))
+KOKORO_POOL_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "male": {"share": (1.15, 0.72), "rate": (0.92, 1.08)},  # about 79-124 Hz
+    "female": {"share": (0.45, 0.0), "rate": (0.92, 1.08)},  # about 170-260 Hz
+}
+KOKORO_SHARE_LIMITS = (-0.1, 1.2)  # little beyond the measured blends: further out Kokoro is untested
+_PACK_CORNERS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))  # (base, warp) where each female pack is pure
+_TIMBRE_WIDTH = 0.45
+
+
+def kokoro_f0(share: float) -> float:
+    """The median F0 (Hz) a male share gives, interpolated in `KOKORO_SHARE_F0`."""
+    shares, f0s = zip(*sorted(KOKORO_SHARE_F0))
+    return float(np.interp(share, shares, f0s))
+
+
+def kokoro_voice_params(identity: Identity, position: dict[str, float], pool: str) -> VoiceParams:
+    """The identity's Kokoro voice (the ``kokoro`` design): `VoiceParams.base` is ``kokoro:<blend>@<speed>``,
+    ``f0`` the median F0 its share is measured to give, ``warp`` 1 (no WORLD), ``rate`` Kokoro's speed."""
+    from ftv_train.corpus.engines.kokoro import FEMALE_PACKS, MALE_PACK
+
+    ranges = KOKORO_POOL_RANGES[pool]
+    high, low = ranges["share"]
+    share = high + position["f0"] * (low - high)  # a low position is a low voice, as in `voice_params`
+    rate = ranges["rate"][0] + position["rate"] * (ranges["rate"][1] - ranges["rate"][0])
+    age = identity.age
+    if age is not None and age < 13:
+        share, rate = share - 0.12, rate * 1.03
+    elif age is not None and age < 18 and pool == "male":
+        share -= 0.08
+    elif age is not None and age >= 60:
+        share += 0.05 if pool == "female" else -0.03
+        rate *= 0.94
+    share = min(max(share, KOKORO_SHARE_LIMITS[0]), KOKORO_SHARE_LIMITS[1])
+    point = np.asarray([position["base"], position["warp"]])
+    closeness = np.asarray([np.exp(-np.sum((point - c) ** 2) / _TIMBRE_WIDTH**2) for c in _PACK_CORNERS])
+    mixture = closeness / closeness.sum()
+    terms = [f"{MALE_PACK}*{share:.4f}"] + [
+        f"{pack}*{(1.0 - share) * weight:.4f}" for pack, weight in zip(FEMALE_PACKS, mixture)
+    ]
+    return VoiceParams(
+        base=f"{KOKORO_PREFIX}{'+'.join(terms)}@{rate:.4f}",
+        f0=round(kokoro_f0(share), 2),
+        warp=1.0,
+        rate=round(rate, 4),
+    )

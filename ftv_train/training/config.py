@@ -86,6 +86,11 @@ class TrainConfig:
     audio_attribute_loss_weight: float = HfArg(default=0.3, help="L_attr = L_face + this x L_audio")
     feature_matching_loss_weight: float = 1.0
     adversarial_loss_weight: float = 1.0
+    frame_comb_loss_weight: float = HfArg(
+        default=0.0,
+        help="penalise the part of the generated segment that repeats every hop_length samples, the decoder's buzz "
+        "(0: VITS, the paper; ftv_model.losses.frame_comb_loss)",
+    )
 
     # ---- discriminator (a fresh one; one loaded from INIT/discriminator or a checkpoint keeps its own) --------
     discriminator_periods: list[int] = HfArg(

@@ -22,7 +22,13 @@ import torch
 from accelerate import Accelerator
 from torch.nn.utils import parametrize
 
-from ftv_model.losses import LossWeights, discriminator_loss, feature_matching_loss, generator_adversarial_loss
+from ftv_model.losses import (
+    LossWeights,
+    discriminator_loss,
+    feature_matching_loss,
+    frame_comb_loss,
+    generator_adversarial_loss,
+)
 
 # Names of the per-step values, in the order of the device tensor the loop accumulates.
 TRAIN_VALUES = (
@@ -37,6 +43,7 @@ TRAIN_VALUES = (
     "loss/feature_matching",
     "discriminator/real_score",
     "discriminator/fake_score",
+    "loss/frame_comb",
 )
 NORM_VALUES = ("grad_norm/generator", "grad_norm/discriminator")
 MODEL_INPUTS = (
@@ -91,6 +98,7 @@ class GANStep:
         self.norm_g = self.norm_d = torch.zeros((), device=device)
         self.finite_g = self.finite_d = torch.ones((), device=device, dtype=torch.bool)
         self.last_mels: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.hop_length = int(accelerator.unwrap_model(generator).config.hop_length)
 
     def _optimizer_step(self, optimizer: Any, parameters: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Unscale (fp16), norm / clip, step unless the norm is not finite, zero grads. Returns (norm, finite)."""
@@ -109,21 +117,31 @@ class GANStep:
         optimizer.zero_grad(set_to_none=True)
         return norm.detach(), finite
 
-    def _reconstruction_loss(self, out: Any) -> torch.Tensor:
+    def _frame_comb_loss(self, out: Any) -> torch.Tensor:
+        """`frame_comb_loss` of the decoder's segment (zero, and not computed, when its weight is 0)."""
+        if self.loss_weights.frame_comb_loss_weight == 0:
+            return out.mel_loss.new_zeros(())
+        return frame_comb_loss(out.predicted_waveform, out.target_waveform, self.hop_length)
+
+    def _reconstruction_loss(self, out: Any, loss_comb: torch.Tensor) -> torch.Tensor:
         """The generator's loss terms other than the discriminator's, summed with the run's weights."""
-        return self.loss_weights.reconstruction_loss(
-            out.mel_loss, out.kl_loss, out.duration_loss, out.face_attribute_loss, out.audio_attribute_loss
+        return (
+            self.loss_weights.reconstruction_loss(
+                out.mel_loss, out.kl_loss, out.duration_loss, out.face_attribute_loss, out.audio_attribute_loss
+            )
+            + self.loss_weights.frame_comb_loss_weight * loss_comb
         )
 
     def __call__(self, batch: dict[str, torch.Tensor], keep_mels: bool = False) -> torch.Tensor:
         """One micro-batch; returns the per-step values (TRAIN_VALUES order) as one device tensor."""
         accelerator = self.accelerator
         out = self.generator(**model_inputs(batch))
+        loss_comb = self._frame_comb_loss(out)
 
         if self.adversarial:
-            loss_g, loss_d, loss_adv, loss_fm, real_score, fake_score = self._adversarial(out)
-        else:  # mel / KL / duration / attribute losses only: no discriminator forward or update at all
-            loss_g = self._reconstruction_loss(out)
+            loss_g, loss_d, loss_adv, loss_fm, real_score, fake_score = self._adversarial(out, loss_comb)
+        else:  # mel / KL / duration / attribute / frame-comb losses only: no discriminator forward or update at all
+            loss_g = self._reconstruction_loss(out, loss_comb)
             loss_d = loss_adv = loss_fm = real_score = fake_score = torch.zeros((), device=loss_g.device)
         accelerator.backward(loss_g)
         if accelerator.sync_gradients:
@@ -144,10 +162,11 @@ class GANStep:
                     loss_fm.detach().float(),
                     real_score,
                     fake_score,
+                    loss_comb.detach().float(),
                 ]
             )
 
-    def _adversarial(self, out: Any) -> tuple[torch.Tensor, ...]:
+    def _adversarial(self, out: Any, loss_comb: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Update the discriminator, then the generator's loss with the adversarial and feature-matching terms."""
         accelerator = self.accelerator
         weights = self.loss_weights
@@ -176,7 +195,7 @@ class GANStep:
         loss_adv = generator_adversarial_loss(fake_scores_g)
         loss_fm = feature_matching_loss(real_features, fake_features)
         loss_g = (
-            self._reconstruction_loss(out)
+            self._reconstruction_loss(out, loss_comb)
             + weights.adversarial_loss_weight * loss_adv
             + weights.feature_matching_loss_weight * loss_fm
         )

