@@ -14,12 +14,17 @@ CLI; this file is only the user interface.
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no analytics, no version ping
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # A long-running demo's memory must stay flat (benchmarks/bench_app_memory.py). oneDNN keeps a compiled kernel per
 # input shape and every sentence has its own length: cap its cache (read when torch starts, so before any import).
-os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+# The bf16 decoder (--bf16) pads to 32-frame buckets, which bounds its shapes, but needs ~24 kernels per bucket: at
+# 64 they were evicted between requests and rebuilt every time (model time 371 ms, as float32's 372; 268 ms at
+# 256, benchmarks/bench_app.py), so it gets room for a few buckets.
+_bf16_env = os.environ.get("FTV_BF16", "").strip().lower() in {"1", "true", "yes", "on"}  # as synthesis.env_flag
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "256" if _bf16_env or "--bf16" in sys.argv[1:] else "64")
 
 import argparse  # noqa: E402
 import atexit  # noqa: E402
@@ -29,7 +34,6 @@ import inspect  # noqa: E402
 import json  # noqa: E402
 import secrets  # noqa: E402
 import shutil  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
@@ -40,7 +44,12 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from ftv_model import FTVConfig  # noqa: E402
-from ftv_model.loading import GET_MODEL_HELP, NO_MODEL_HELP, add_model_arguments  # noqa: E402
+from ftv_model.loading import (  # noqa: E402
+    GET_MODEL_HELP,
+    NO_MODEL_HELP,
+    add_bfloat16_argument,
+    add_model_arguments,
+)
 from ftv_model.piper_export import export_piper_voice  # noqa: E402
 from ftv_model.synthesis import (  # noqa: E402
     MAX_PHOTOS,
@@ -542,6 +551,7 @@ def build_demo(
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="ftv demo: speak text in a voice inferred from a face photo.")
     add_model_arguments(parser)
+    add_bfloat16_argument(parser)
     parser.add_argument(
         "--host",
         default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
@@ -566,7 +576,11 @@ def load_synthesizer(args: argparse.Namespace) -> tuple[Synthesizer | None, str 
     """Load the model once; when that is impossible, return why (the app then starts and shows it)."""
     try:
         synthesizer = Synthesizer(
-            args.model, allow_untrained=args.allow_untrained or None, detector_backend=args.detector, device=args.device
+            args.model,
+            allow_untrained=args.allow_untrained or None,
+            detector_backend=args.detector,
+            device=args.device,
+            bfloat16=args.bf16 or None,
         )
     except ModelUnavailableError as error:
         return None, str(error)

@@ -107,7 +107,8 @@ class FTVConfig(PretrainedConfig):
     Tacotron's vocoders were fine-tuned on ground-truth-aligned predictions).
 
     Inference: `cpu_bfloat16_decoder` runs the HiFi-GAN decoder in bfloat16 on CPUs with native bf16 (AVX512-BF16 /
-    AMX): about half the decoder time for a difference of about -40 dB against float32. Off by default.
+    AMX): about half the decoder time for a difference of about -40 dB against float32. Off by default (the app and
+    the CLI turn it on with `--bf16` or $FTV_BF16=1).
     `face_attribute_temperatures` ({"gender": T, ...}) divide the face attribute head's logits outside training
     (temperature scaling), so the probabilities a user sees are calibrated: a head trained to saturation reads
     wrong faces at 0.9 confidence. `train/calibrate_face_head.py` fits them on held-out identities

@@ -23,6 +23,7 @@ from huggingface_hub.errors import HFValidationError
 BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ftv-offline"
 MODEL_ENV = "FTV_MODEL"
 ALLOW_UNTRAINED_ENV = "FTV_ALLOW_UNTRAINED"
+BFLOAT16_ENV = "FTV_BF16"
 
 GET_MODEL_HELP = (
     "Train one (see train/ and the README), put it at checkpoints/ftv-offline, or point to one with "
@@ -79,4 +80,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run even with untrained (random) weights or no checkpoint at all: the audio is noise "
         f"(also ${ALLOW_UNTRAINED_ENV}=1)",
+    )
+
+
+def add_bfloat16_argument(parser: argparse.ArgumentParser) -> None:
+    """`--bf16`, shared by the app and the CLI (the synthesis front ends; an export has its own precision)."""
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="run the decoder in bfloat16 on a CPU that runs it natively (AVX512-BF16 or AMX): faster there "
+        "(README, Speed), audio within -40 dB of the float32 default; ignored elsewhere "
+        f"(also ${BFLOAT16_ENV}=1)",
     )

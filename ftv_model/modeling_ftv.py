@@ -904,9 +904,15 @@ class FTVModel(FTVPreTrainedModel):
         Why the padding: oneDNN builds a bf16 convolution kernel for each new input length, about 0.4 s for the
         bundled decoder, then reuses it (24 ms for 4.6 s of audio against 75 ms in float32). Every sentence has its
         own length, so without buckets every request paid the build and bf16 looked three times slower than
-        float32; with them, lengths share a few kernels."""
+        float32; with them, lengths share a few kernels.
+
+        The latents and the mask enter in bfloat16: a float32 mask promoted every masked activation back to float32,
+        and autocast cast it down again before the next conv (a fifth of the decoder's time on an AVX512-BF16 CPU,
+        benchmarks/bench_inference.py)."""
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            return self.decode_padded(latents, global_conditioning, frame_mask, BFLOAT16_FRAME_BUCKET)
+            return self.decode_padded(
+                latents.to(torch.bfloat16), global_conditioning, frame_mask.to(torch.bfloat16), BFLOAT16_FRAME_BUCKET
+            )
 
     def decode_padded(
         self, latents: torch.Tensor, global_conditioning: torch.Tensor | None, frame_mask: torch.Tensor, bucket: int

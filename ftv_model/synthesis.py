@@ -40,8 +40,8 @@ from PIL import Image, UnidentifiedImageError
 
 from .configuration_ftv import FTVConfig
 from .face_detection import FaceDetectionError, FaceDetector, crop_face, load_image
-from .loading import ALLOW_UNTRAINED_ENV, NO_MODEL_HELP, resolve_model_source
-from .modeling_ftv import FTVModel
+from .loading import ALLOW_UNTRAINED_ENV, BFLOAT16_ENV, NO_MODEL_HELP, resolve_model_source
+from .modeling_ftv import FTVModel, cpu_has_native_bfloat16
 from .processing_ftv import FTVProcessor
 from .text_frontend import TextFrontendError, check_script, clean_text
 from .voice_directions import adjust_embedding, check_adjustments
@@ -329,6 +329,8 @@ class Synthesizer:
     found, or a checkpoint whose weights are untrained (`is_untrained`), it raises `ModelUnavailableError`
     unless ``allow_untrained`` is set (or $FTV_ALLOW_UNTRAINED=1): then it runs anyway, with a randomly
     initialised default model if there is nothing to load, and `untrained` is True so front ends can warn.
+    ``bfloat16`` (or $FTV_BF16=1): the decoder in bfloat16 where the CPU runs it natively (`bfloat16` says whether it
+    does); off by default so the same voice profile gives the same audio on every CPU.
     """
 
     def __init__(
@@ -339,9 +341,12 @@ class Synthesizer:
         detector: FaceDetector | None = None,
         detector_backend: str = "auto",
         device: str = "cpu",
+        bfloat16: bool | None = None,
     ) -> None:
         if allow_untrained is None:
             allow_untrained = env_flag(ALLOW_UNTRAINED_ENV)
+        if bfloat16 is None:
+            bfloat16 = env_flag(BFLOAT16_ENV)
         self.device = torch.device(device)
         self.source = resolve_model_source(model)
         if self.source is None:
@@ -361,6 +366,11 @@ class Synthesizer:
         self.model.fold_weight_norm()
         self.model.to(self.device).eval()
         self.config = self.model.config
+        if bfloat16:  # opt-in: the float32 default keeps a voice profile's audio the same on every CPU
+            self.config.cpu_bfloat16_decoder = True
+        # what runs, not what was asked: the model ignores the option off the CPU or without native bf16
+        on_cpu = self.device.type == "cpu"
+        self.bfloat16 = bool(self.config.cpu_bfloat16_decoder) and on_cpu and cpu_has_native_bfloat16()
         self.sampling_rate = int(self.config.sampling_rate)
         self.detector = detector if detector is not None else FaceDetector(detector_backend)
         self._lock = threading.Lock()  # one forward pass at a time: torch already uses every core

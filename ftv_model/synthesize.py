@@ -68,9 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, default=None, help="output WAV file or directory (default: ./ftv-synthetic-<time>.wav)"
     )
-    from ftv_model.loading import add_model_arguments
+    from ftv_model.loading import add_bfloat16_argument, add_model_arguments
 
     add_model_arguments(parser)
+    add_bfloat16_argument(parser)
     parser.add_argument(
         "--save-voice", type=Path, default=None, metavar="PROFILE", help="also save the voice as a profile (JSON)"
     )
@@ -154,7 +155,11 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with _quiet_libraries():
         synthesizer = Synthesizer(
-            args.model, allow_untrained=args.allow_untrained or None, detector_backend=args.detector, device=args.device
+            args.model,
+            allow_untrained=args.allow_untrained or None,
+            detector_backend=args.detector,
+            device=args.device,
+            bfloat16=args.bf16 or None,
         )
     loaded = time.perf_counter() - start
     result = synthesizer.synthesize(

@@ -168,6 +168,27 @@ def test_batched_sentences_equal_one_by_one_with_pauses(synthesizer: Synthesizer
     assert sum(joined.attributes["gender"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_bf16_option_reaches_the_decoder_and_stays_close(tiny_checkpoint: Path, synthesizer, monkeypatch) -> None:
+    """--bf16 (the app's and the CLI's) or $FTV_BF16=1 turns the bfloat16 decoder on; `bfloat16` says whether it
+    runs (only on a CPU with native bf16). The default stays float32, so a profile's audio is the same on every CPU."""
+    from ftv_model.modeling_ftv import cpu_has_native_bfloat16
+    from ftv_model.synthesize import build_parser
+
+    assert build_parser().parse_args(["--image", "x.jpg", "--text", "Hi.", "--bf16"]).bf16
+    app_help = subprocess.run([sys.executable, "app.py", "--help"], cwd=REPO_ROOT, env=app_env(), capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+    assert app_help.returncode == 0 and "--bf16" in app_help.stdout, app_help.stderr
+    assert not synthesizer.config.cpu_bfloat16_decoder and not synthesizer.bfloat16
+    monkeypatch.setenv("FTV_BF16", "1")
+    fast = Synthesizer(tiny_checkpoint, allow_untrained=True)
+    assert fast.config.cpu_bfloat16_decoder and fast.bfloat16 == cpu_has_native_bfloat16()
+    reference = synthesizer.synthesize(FACE, "Good morning.", seed=3).waveform
+    waveform = fast.synthesize(FACE, "Good morning.", seed=3).waveform
+    assert waveform.shape == reference.shape
+    error = float(np.mean((waveform - reference) ** 2) / np.mean(reference**2))
+    assert (0 < error < 1e-2) if fast.bfloat16 else error == 0
+
+
 def test_several_photos_are_averaged(synthesizer: Synthesizer) -> None:
     both = synthesizer.synthesize([FACE, OTHER_FACE], "Hello.", seed=1)
     alone = synthesizer.synthesize([FACE], "Hello.", seed=1)

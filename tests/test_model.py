@@ -448,6 +448,24 @@ def test_bfloat16_cpu_decoder_is_close_to_float32():
     assert fast.waveform.shape == reference.waveform.shape  # the bucket padding is cut off again
 
 
+def test_bfloat16_decoder_stays_in_bfloat16_through_its_masks():
+    """The bf16 decoder's latents and padding mask enter in bfloat16: a float32 mask promoted every masked
+    activation to float32 and autocast cast it back before the next conv (a fifth of its time). Autocast runs
+    (emulated) on any CPU, so this holds everywhere; the speed itself is benchmarks/bench_inference.py's."""
+    torch.manual_seed(0)
+    model = FTVModel(tiny_config()).eval()
+    frames = 21
+    latents = torch.randn(1, model.config.flow_size, frames)
+    conditioning = torch.randn(1, model.config.global_conditioning_size, 1)
+    with torch.inference_mode():
+        waveform = model._decode_bfloat16(latents, conditioning, torch.ones(1, 1, frames))
+        reference = model.decoder(latents, conditioning, None)
+    assert waveform.dtype == torch.bfloat16
+    assert waveform.shape == reference.shape
+    error = (waveform.float() - reference).pow(2).mean() / reference.pow(2).mean()
+    assert float(error) < 1e-2
+
+
 def test_bucket_padding_of_the_decoder_input_does_not_change_the_audio():
     """The bf16 decoder pads its input to a multiple of BFLOAT16_FRAME_BUCKET frames (one oneDNN kernel per bucket,
     not per length); with the padding mask the audio is the unpadded run's (float32 here, to compare exactly)."""
