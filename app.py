@@ -49,8 +49,10 @@ from ftv_model.loading import (  # noqa: E402
     NO_MODEL_HELP,
     add_bfloat16_argument,
     add_model_arguments,
+    synthesizer_options,
 )
 from ftv_model.piper_export import export_piper_voice  # noqa: E402
+from ftv_model.serving import release_freed_memory  # noqa: E402
 from ftv_model.synthesis import (  # noqa: E402
     MAX_PHOTOS,
     MAX_TEXT_CHARS,
@@ -170,26 +172,6 @@ def _extra_paths(extra: Any) -> list[str]:
         return []
     items = extra if isinstance(extra, (list, tuple)) else [extra]
     return [str(getattr(item, "name", item)) for item in items if item]
-
-
-def release_freed_memory() -> None:
-    """glibc keeps freed heap memory for reuse, and the synthesis buffers (tens of MB, a new size each request) grow
-    it request after request: serve big blocks by mmap (returned on free) and trim the heap above 64 MiB free.
-    Without this and the oneDNN cache cap above, the app grew 1.7 -> 2.4 GB over 200 requests."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not sys.platform.startswith("linux") or not name:
-        return
-    try:
-        libc = ctypes.CDLL(name)
-        m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8  # malloc.h
-        libc.mallopt(m_mmap_threshold, 4 * 1024 * 1024)
-        libc.mallopt(m_trim_threshold, 64 * 1024 * 1024)
-        libc.mallopt(m_arena_max, 2)
-    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
-        return
 
 
 def user_error(message: str, title: str) -> gr.Error:
@@ -575,13 +557,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def load_synthesizer(args: argparse.Namespace) -> tuple[Synthesizer | None, str | None]:
     """Load the model once; when that is impossible, return why (the app then starts and shows it)."""
     try:
-        synthesizer = Synthesizer(
-            args.model,
-            allow_untrained=args.allow_untrained or None,
-            detector_backend=args.detector,
-            device=args.device,
-            bfloat16=args.bf16 or None,
-        )
+        synthesizer = Synthesizer(args.model, **synthesizer_options(args))
     except ModelUnavailableError as error:
         return None, str(error)
     return synthesizer, None

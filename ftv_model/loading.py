@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub.errors import HFValidationError
 
@@ -92,3 +93,14 @@ def add_bfloat16_argument(parser: argparse.ArgumentParser) -> None:
         "(README, Speed), audio within -40 dB of the float32 default; ignored elsewhere "
         f"(also ${BFLOAT16_ENV}=1)",
     )
+
+
+def synthesizer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`Synthesizer` keyword arguments from the options the app and the CLI share (these, `--detector`, `--device`);
+    an unset switch defers to its environment variable."""
+    return {
+        "allow_untrained": args.allow_untrained or None,
+        "detector_backend": args.detector,
+        "device": args.device,
+        "bfloat16": args.bf16 or None,
+    }

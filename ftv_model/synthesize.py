@@ -131,6 +131,7 @@ def _quiet_libraries() -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the cheap things first (text, photos), then load the model once and synthesize."""
+    from ftv_model.loading import synthesizer_options
     from ftv_model.synthesis import Synthesizer, check_text, read_photo
     from ftv_model.voice_profile import VoiceProfile
 
@@ -154,13 +155,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     with _quiet_libraries():
-        synthesizer = Synthesizer(
-            args.model,
-            allow_untrained=args.allow_untrained or None,
-            detector_backend=args.detector,
-            device=args.device,
-            bfloat16=args.bf16 or None,
-        )
+        synthesizer = Synthesizer(args.model, **synthesizer_options(args))
     loaded = time.perf_counter() - start
     result = synthesizer.synthesize(
         photos,
