@@ -211,6 +211,10 @@ def test_scripts_are_shims_over_library_entry_points() -> None:
         assert "main(" in source, f"{script.name} calls no main()"
         statements = [node for node in ast.parse(source).body if not isinstance(node, ast.Expr)]  # docstring aside
         assert len(statements) <= 3, f"{script.name} holds logic; move it into a library module with main()"
+        # worker pools start processes by forkserver/spawn, which re-import the main module: unguarded, every
+        # worker ran main() again and `python train/make_offline_corpus.py --workers 2` died at its first pool
+        guards = [node for node in statements if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)]
+        assert guards and "main(" in ast.unparse(guards[0]), f"{script.name}: call main() under __name__ == '__main__'"
 
 
 def test_every_library_module_imports() -> None:

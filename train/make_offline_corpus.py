@@ -2,4 +2,5 @@
 
 from ftv_train.corpus.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # worker pools (forkserver/spawn) re-import this file
+    raise SystemExit(main())
