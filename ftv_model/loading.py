@@ -25,6 +25,7 @@ BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ftv-
 MODEL_ENV = "FTV_MODEL"
 ALLOW_UNTRAINED_ENV = "FTV_ALLOW_UNTRAINED"
 BFLOAT16_ENV = "FTV_BF16"
+BFLOAT16_UNAVAILABLE = "--bf16 needs a CPU that runs bfloat16 natively (AVX512-BF16 or AMX), which this is not"
 
 GET_MODEL_HELP = (
     "Train one (see train/ and the README), put it at checkpoints/ftv-offline, or point to one with "

@@ -40,7 +40,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .configuration_ftv import FTVConfig
 from .face_detection import FaceDetectionError, FaceDetector, crop_face, load_image
-from .loading import ALLOW_UNTRAINED_ENV, BFLOAT16_ENV, NO_MODEL_HELP, resolve_model_source
+from .loading import ALLOW_UNTRAINED_ENV, BFLOAT16_ENV, BFLOAT16_UNAVAILABLE, NO_MODEL_HELP, resolve_model_source
 from .modeling_ftv import FTVModel, cpu_has_native_bfloat16
 from .processing_ftv import FTVProcessor
 from .text_frontend import TextFrontendError, check_script, clean_text
@@ -368,8 +368,7 @@ class Synthesizer:
         self.config = self.model.config
         if bfloat16:  # opt-in: the float32 default keeps a voice profile's audio the same on every CPU
             self.config.cpu_bfloat16_decoder = True
-        # what runs, not what was asked: the model ignores the option off the CPU or without native bf16
-        on_cpu = self.device.type == "cpu"
+        on_cpu = self.device.type == "cpu"  # what runs: the model ignores the option off the CPU or without bf16
         self.bfloat16 = bool(self.config.cpu_bfloat16_decoder) and on_cpu and cpu_has_native_bfloat16()
         self.sampling_rate = int(self.config.sampling_rate)
         self.detector = detector if detector is not None else FaceDetector(detector_backend)
@@ -396,6 +395,8 @@ class Synthesizer:
         """One line for logs and the app: which model is serving and whether it is trained."""
         name = self.source or "a randomly initialised default model"
         size = f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.1f}M parameters"
+        if self.config.cpu_bfloat16_decoder:  # asked for (--bf16): say whether it runs
+            size += ", decoder in bfloat16" if self.bfloat16 else f", float32: {BFLOAT16_UNAVAILABLE}"
         if self.untrained:
             return f"{name}: UNTRAINED, random weights, the audio is noise ({size})"
         return f"{name} ({size})"

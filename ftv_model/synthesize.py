@@ -131,7 +131,7 @@ def _quiet_libraries() -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the cheap things first (text, photos), then load the model once and synthesize."""
-    from ftv_model.loading import synthesizer_options
+    from ftv_model.loading import BFLOAT16_UNAVAILABLE, synthesizer_options
     from ftv_model.synthesis import Synthesizer, check_text, read_photo
     from ftv_model.voice_profile import VoiceProfile
 
@@ -169,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if synthesizer.untrained:  # after synthesis, so that an input error stays the only line on stderr
         print(f"warning: the model is {synthesizer.description}", file=sys.stderr)
+    if synthesizer.config.cpu_bfloat16_decoder and not synthesizer.bfloat16:
+        print(f"note: float32 it is: {BFLOAT16_UNAVAILABLE}", file=sys.stderr)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     try:
