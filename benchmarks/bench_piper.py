@@ -146,9 +146,7 @@ def main() -> None:
     onnx_parts = {key: value / sum(onnx_shares.values()) * onnx_total for key, value in onnx_shares.items()}
     work = measure(1, max(3, args.runs // 2), time.thread_time)
 
-    from ftv_model.modeling_ftv import cpu_has_native_bfloat16
-
-    decoder = "bfloat16" if args.bf16 and cpu_has_native_bfloat16() else "float32"
+    decoder = "bfloat16" if model.runs_bfloat16_decoder else "float32"
     print(
         f"\n{args.onnx.name}, {len(ids[0])} ids, FTV decoder in {decoder}, ~{audio_seconds:.1f} s of audio; "
         f"torch {torch.__version__}, "

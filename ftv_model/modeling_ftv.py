@@ -863,8 +863,7 @@ class FTVModel(FTVPreTrainedModel):
         noise = self._item_noise(frame_lengths.tolist(), self.config.flow_size, max_frames, seed + 1, hidden)
         prior_latents = (means + noise * torch.exp(log_stddevs) * noise_scale) * frame_mask
         latents = self.flow(prior_latents, frame_mask, global_conditioning, reverse=True) * frame_mask
-        bfloat16 = self.config.cpu_bfloat16_decoder and latents.device.type == "cpu" and cpu_has_native_bfloat16()
-        if bfloat16:
+        if self.runs_bfloat16_decoder:
             waveform = self._decode_bfloat16(latents, global_conditioning, frame_mask)
         else:
             waveform = self.decoder(latents, global_conditioning, frame_mask if input_ids.shape[0] > 1 else None)
@@ -1182,6 +1181,12 @@ class FTVModel(FTVPreTrainedModel):
         )
 
     # ------------------------------------------------------------------ utilities
+
+    @property
+    def runs_bfloat16_decoder(self) -> bool:
+        """Whether synthesis runs the decoder in bfloat16: `config.cpu_bfloat16_decoder` asks for it, and it runs
+        only on a CPU with native bf16 (elsewhere the option is ignored and the decoder stays float32)."""
+        return bool(self.config.cpu_bfloat16_decoder) and self.device.type == "cpu" and cpu_has_native_bfloat16()
 
     def fold_weight_norm(self) -> FTVModel:
         """Fold every weight-norm parametrization into plain weights, for deployment (cannot be trained after).

@@ -41,7 +41,7 @@ from PIL import Image, UnidentifiedImageError
 from .configuration_ftv import FTVConfig
 from .face_detection import FaceDetectionError, FaceDetector, crop_face, load_image
 from .loading import ALLOW_UNTRAINED_ENV, BFLOAT16_ENV, BFLOAT16_UNAVAILABLE, NO_MODEL_HELP, resolve_model_source
-from .modeling_ftv import FTVModel, cpu_has_native_bfloat16
+from .modeling_ftv import FTVModel
 from .processing_ftv import FTVProcessor
 from .text_frontend import TextFrontendError, check_script, clean_text
 from .voice_directions import adjust_embedding, check_adjustments
@@ -330,7 +330,7 @@ class Synthesizer:
     unless ``allow_untrained`` is set (or $FTV_ALLOW_UNTRAINED=1): then it runs anyway, with a randomly
     initialised default model if there is nothing to load, and `untrained` is True so front ends can warn.
     ``bfloat16`` (or $FTV_BF16=1): the decoder in bfloat16 where the CPU runs it natively (`bfloat16` says whether it
-    does); off by default so the same voice profile gives the same audio on every CPU.
+    does); off by default, so a voice profile's audio does not depend on whether the CPU has native bf16.
     """
 
     def __init__(
@@ -368,8 +368,7 @@ class Synthesizer:
         self.config = self.model.config
         if bfloat16:  # opt-in: the float32 default keeps a voice profile's audio the same on every CPU
             self.config.cpu_bfloat16_decoder = True
-        on_cpu = self.device.type == "cpu"  # what runs: the model ignores the option off the CPU or without bf16
-        self.bfloat16 = bool(self.config.cpu_bfloat16_decoder) and on_cpu and cpu_has_native_bfloat16()
+        self.bfloat16 = self.model.runs_bfloat16_decoder  # what runs, not what was asked
         self.sampling_rate = int(self.config.sampling_rate)
         self.detector = detector if detector is not None else FaceDetector(detector_backend)
         self._lock = threading.Lock()  # one forward pass at a time: torch already uses every core

@@ -22,7 +22,9 @@ def test_bfloat16_cpu_decoder_is_close_to_float32():
     ids = torch.randint(1, 100, (2, 20))
     faces = torch.randn(2, 3, 128, 128)
     reference = model(ids, pixel_values=faces, seed=0)
+    assert not model.runs_bfloat16_decoder  # off unless asked for
     model.config.cpu_bfloat16_decoder = True
+    assert model.runs_bfloat16_decoder
     fast = model(ids, pixel_values=faces, seed=0)
     assert fast.waveform.dtype == torch.float32 and torch.equal(fast.sequence_lengths, reference.sequence_lengths)
     error = (fast.waveform - reference.waveform).pow(2).mean() / reference.waveform.pow(2).mean()

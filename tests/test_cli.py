@@ -189,7 +189,7 @@ def test_bf16_option_reaches_the_decoder_and_stays_close(tiny_checkpoint: Path, 
     assert (0 < error < 1e-2) if fast.bfloat16 else error == 0
     assert ("decoder in bfloat16" in fast.description) == fast.bfloat16
     # where the CPU cannot, the option is ignored and both front ends say so
-    monkeypatch.setattr("ftv_model.synthesis.cpu_has_native_bfloat16", lambda: False)
+    monkeypatch.setattr("ftv_model.modeling_ftv.cpu_has_native_bfloat16", lambda: False)
     ignored = Synthesizer(tiny_checkpoint, allow_untrained=True, bfloat16=True)
     assert not ignored.bfloat16 and "needs a CPU that runs bfloat16 natively" in ignored.description
 
