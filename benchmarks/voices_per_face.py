@@ -4,12 +4,12 @@
     python benchmarks/voices_per_face.py --model A --model B      # side by side, same faces, same sentence
 
 For each model: every chosen person's voice from their neutral photo (the app's defaults, seed 0, one sentence),
-its median F0 and frame-rate comb (the buzz, dB; `ftv_train.evaluation.metrics.comb`), the Resemblyzer similarity
-between different people of one gender (near 1: one voice per gender) and across genders, and between the same
-person's neutral and smiling photos (near 1: the voice stays with the person). People are taken from the dataset's
-held-out splits when ``--data`` names the offline corpus, so no model trained on them; where those hold fewer than
-``--per-gender`` of a gender, people from training fill up, flagged in the table. Prints a table; ``--out`` also
-saves the WAVs to listen to.
+its median F0, its length (the speaking rate; one sentence for everyone) and its frame-rate comb (the buzz, dB;
+`ftv_train.evaluation.metrics.comb`), the Resemblyzer similarity between different people of one gender (near 1: one
+voice per gender) and across genders, and between the same person's neutral and smiling photos (near 1: the voice
+stays with the person). People are taken from the dataset's held-out splits when ``--data`` names the offline
+corpus, so no model trained on them; where those hold fewer than ``--per-gender`` of a gender, people from training
+fill up, flagged in the table. Prints a table; ``--out`` also saves the WAVs to listen to.
 """
 
 from __future__ import annotations
@@ -92,14 +92,15 @@ def main() -> int:
             pairs[key].append(float(emb[i] @ emb[j]))
         print(f"\n{model}: {SENTENCE!r}, seed 0, neutral photos")
         frame_rate = rate / synthesizer.config.hop_length
-        print("| person | gender | held out | median F0 (Hz) | comb (dB) | same person, smiling photo |")
-        print("|---|---|---|---|---|---|")
+        print("| person | gender | held out | median F0 (Hz) | length (s) | comb (dB) | same person, smiling photo |")
+        print("|---|---|---|---|---|---|---|")
         for k, (face_id, gender, unseen) in enumerate(people):
             f0 = estimate_f0(np.asarray(neutral[k], dtype=np.float32), rate)
             seen = "yes" if unseen else "no (trained on)"
             comb = comb_level_db(neutral[k], rate, frame_rate)
             kept = float(emb[k] @ emb_smiling[k])
-            print(f"| london {face_id} | {gender} | {seen} | {f0:.0f} | {comb:.1f} | {kept:.3f} |")
+            length = len(neutral[k]) / rate
+            print(f"| london {face_id} | {gender} | {seen} | {f0:.0f} | {length:.2f} | {comb:.1f} | {kept:.3f} |")
         for gender in ("female", "male"):
             idx = [k for k, g in enumerate(genders) if g == gender]
             within = [float(emb[a] @ emb[b]) for a, b in combinations(idx, 2)]

@@ -305,3 +305,27 @@ def test_clean_decoder_experiment_trains_the_decoder_alone() -> None:
     freeze_parameters(model, config.freeze, config.keep_trainable)
     trainable = {name.split(".")[0] for name, parameter in model.named_parameters() if parameter.requires_grad}
     assert trainable == {"decoder"}
+
+
+@pytest.mark.parametrize("recipe", ["offline-cpu-faces.yaml", "offline-cpu-faces-clean.yaml"])
+def test_one_voice_per_face_stage_trains_the_face_to_voice_path(recipe: str) -> None:
+    """Stage 4 (both forms): the descriptor branch, the decoder, the flow's face conditioning and the heads learn who
+    gets which voice; joe's prior side (text encoder, SC-CNN, flow body, posterior, NesT) stays fixed. The clean form
+    also lets the duration predictor's face conditioning learn (the corpus's rate axis) and turns the buzz loss on."""
+    from ftv_model import FTVModel
+    from ftv_train.training.warm_start import freeze_parameters
+    from tests.model_fixtures import tiny_config
+
+    config = parse_config(["--config", str(REPO_ROOT / "train" / "configs" / recipe), "--data", "x"])
+    model = FTVModel(tiny_config(**config.model_config_kwargs()))
+    assert model.face_descriptor_fusion is not None and config.adversarial
+    freeze_parameters(model, config.freeze, config.keep_trainable)
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    roots = {name.split(".")[0] for name in trainable}
+    assert {"face_descriptor_fusion", "decoder", "flow", "face_attribute_head", "audio_attribute_head"} <= roots
+    assert not roots & {"text_encoder", "face_conditioning", "posterior_encoder", "face_encoder", "face_projection"}
+    assert all("cond_layer" in name for name in trainable if name.startswith("flow."))
+    durations = {name for name in trainable if name.startswith("duration_predictor.")}
+    clean = recipe == "offline-cpu-faces-clean.yaml"
+    assert durations == ({"duration_predictor.cond.weight", "duration_predictor.cond.bias"} if clean else set())
+    assert (config.loss_weights().frame_comb_loss_weight > 0) == clean
