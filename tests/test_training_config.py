@@ -307,6 +307,9 @@ def test_clean_decoder_experiment_trains_the_decoder_alone() -> None:
     assert trainable == {"decoder"}
 
 
+SDP_TRAINING_ONLY = ("duration_predictor.post_", "duration_predictor.flows.1.")
+
+
 @pytest.mark.parametrize("recipe", ["offline-cpu-faces.yaml", "offline-cpu-faces-clean.yaml"])
 def test_one_voice_per_face_stage_trains_the_face_to_voice_path(recipe: str) -> None:
     """Stage 4 (both forms): the descriptor branch, the decoder, the flow's face conditioning and the heads learn who
@@ -327,5 +330,8 @@ def test_one_voice_per_face_stage_trains_the_face_to_voice_path(recipe: str) -> 
     assert all("cond_layer" in name for name in trainable if name.startswith("flow."))
     durations = {name for name in trainable if name.startswith("duration_predictor.")}
     clean = recipe == "offline-cpu-faces-clean.yaml"
-    assert durations == ({"duration_predictor.cond.weight", "duration_predictor.cond.bias"} if clean else set())
+    # of what synthesis uses, only the face conditioning; the rest only shapes the training bound
+    used_in_synthesis = {name for name in durations if not name.startswith(SDP_TRAINING_ONLY)}
+    assert used_in_synthesis == ({"duration_predictor.cond.weight", "duration_predictor.cond.bias"} if clean else set())
+    assert bool(durations - used_in_synthesis) == clean
     assert (config.loss_weights().frame_comb_loss_weight > 0) == clean
