@@ -115,3 +115,43 @@ def test_a_tiny_kokoro_corpus_builds_through_the_cli(shared_data: Path, tmp_path
     assert len({v["base"] for v in voices.values()}) == 12
     medians = report["offline"]["target_f0_median_hz"]
     assert medians["female"] > 160 > 130 > medians["male"]
+
+
+def test_integer_convolutions_become_float_ones_that_compute_the_same(tmp_path: Path) -> None:
+    """The rewrite behind Kokoro's 2.8x speed-up, on a small dynamically quantized Conv1d stack (biases included):
+    no ``ConvInteger`` is left, its int8 weights are gone, and the output matches the float model at least as well
+    as the int8 graph does."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    import onnxruntime
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from ftv_train.corpus.engines.float_conv import float_conv_model
+
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(
+        torch.nn.Conv1d(8, 16, 5, padding=2), torch.nn.LeakyReLU(0.1), torch.nn.Conv1d(16, 4, 3, padding=1)
+    ).eval()
+    signal = torch.randn(1, 8, 200)
+    plain, quantized = tmp_path / "plain.onnx", tmp_path / "int8.onnx"
+    torch.onnx.export(network, (signal,), str(plain), input_names=["x"], dynamo=False)
+    quantize_dynamic(str(plain), str(quantized), op_types_to_quantize=["Conv"], weight_type=QuantType.QInt8)
+    assert "ConvInteger" in {node.op_type for node in onnx.load(str(quantized)).graph.node}
+
+    rewritten = float_conv_model(quantized)
+    assert rewritten == float_conv_model(quantized)  # written once, reused
+    graph = onnx.load(str(rewritten)).graph
+    assert "ConvInteger" not in {node.op_type for node in graph.node}
+    assert all(tensor.data_type != onnx.TensorProto.INT8 for tensor in graph.initializer)
+
+    def run(path: Path, x: np.ndarray) -> np.ndarray:
+        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    x = signal.numpy()
+    reference = network(signal).detach().numpy()
+    int8_error = np.abs(run(quantized, x) - reference).max()
+    float_error = np.abs(run(rewritten, x) - reference).max()
+    assert float_error <= int8_error and float_error < 0.05 * np.abs(reference).max()
+    silence = run(rewritten, np.zeros_like(x))  # the first layer's input scale is 0: no NaN, the int8 graph's output
+    assert np.isfinite(silence).all() and np.allclose(silence, run(quantized, np.zeros_like(x)), atol=1e-3)

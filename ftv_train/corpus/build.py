@@ -34,6 +34,7 @@ from ftv_model.face_detection import FaceDetector
 from ftv_model.text_frontend import phonemize
 from ftv_train.common.atomic import atomic_directory
 from ftv_train.common.parallel import map_with_workers, use_one_thread
+from ftv_train.corpus.engines.float_conv import FLOAT_CONV_VERSION
 from ftv_train.corpus.faces import (
     LICENCES,
     MIN_VIEWS,
@@ -123,6 +124,7 @@ class OfflineCorpusConfig:
         keys.update(face_size=self.face_size, margin=self.margin, voices=[asdict(v) for v in BASE_VOICES])
         if self.voice_design != "world":  # the world design's fingerprint is the one its caches were written with
             keys.update(design=self.voice_design, ranges=KOKORO_POOL_RANGES, share_f0=KOKORO_SHARE_F0)
+            keys.update(kokoro_graph=f"float-conv{FLOAT_CONV_VERSION}")
         return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
 
 

