@@ -47,12 +47,15 @@ from ftv_train.corpus.faces import (
 )
 from ftv_train.corpus.prompts import PROMPTS
 from ftv_train.corpus.speech import speaker_speech
-from ftv_train.corpus.voice_mapping import MAPPING_NAME, VoiceMapping
+from ftv_train.corpus.voice_mapping import AXES, MAPPING_NAME, VoiceMapping
 from ftv_train.corpus.voices import (
     BASE_VOICES,
+    KOKORO_AXES,
+    KOKORO_DESIGN_VERSION,
     KOKORO_POOL_RANGES,
     KOKORO_PREFIX,
     KOKORO_SHARE_F0,
+    KOKORO_TIMBRE,
     KOKORO_VOICES,
     VOICE_DESIGNS,
     check_engines,
@@ -124,6 +127,7 @@ class OfflineCorpusConfig:
         keys.update(face_size=self.face_size, margin=self.margin, voices=[asdict(v) for v in BASE_VOICES])
         if self.voice_design != "world":  # the world design's fingerprint is the one its caches were written with
             keys.update(design=self.voice_design, ranges=KOKORO_POOL_RANGES, share_f0=KOKORO_SHARE_F0)
+            keys.update(kokoro_design=KOKORO_DESIGN_VERSION, axes=KOKORO_AXES, timbre=KOKORO_TIMBRE)
             keys.update(kokoro_graph=f"float-conv{FLOAT_CONV_VERSION}")
         return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -186,11 +190,13 @@ def identity_pool(identity: Identity, descriptor: np.ndarray, mapping: VoiceMapp
     return GENDER_LABELS[identity.gender] if identity.gender != MISSING_LABEL else mapping.nearest_pool(descriptor)
 
 
-def fit_voice_mapping(identities: list[Identity], faces: dict[str, dict], work: Path) -> VoiceMapping:
+def fit_voice_mapping(
+    identities: list[Identity], faces: dict[str, dict], work: Path, axes: tuple[str, ...] = AXES
+) -> VoiceMapping:
     """Pass 2: the face-to-voice rule fitted on the labelled identities' descriptors (`corpus.voice_mapping`)."""
     labelled = [identity for identity in identities if identity.gender != MISSING_LABEL]
     descriptors = np.stack([identity_descriptor(work, i.speaker, faces[i.speaker]["real"]) for i in labelled])
-    return VoiceMapping.fit(descriptors, [GENDER_LABELS[i.gender] for i in labelled])
+    return VoiceMapping.fit(descriptors, [GENDER_LABELS[i.gender] for i in labelled], axes)
 
 
 def build_speaker(
@@ -279,7 +285,8 @@ def _build_all(identities: list[Identity], config: OfflineCorpusConfig, work: Pa
     faces = {meta["speaker"]: meta for meta in run(_faces_one, identities, "faces")}
     mapping_path = work / MAPPING_NAME
     if not mapping_path.is_file():  # fitted once per build folder: a resumed build keeps the voices it started with
-        fit_voice_mapping(identities, faces, work).save(mapping_path)
+        axes = KOKORO_AXES if config.voice_design == "kokoro" else AXES
+        fit_voice_mapping(identities, faces, work, axes).save(mapping_path)
     jobs = [(identity, faces[identity.speaker]) for identity in identities]
     metas = run(_speech_one, jobs, "speech", str(mapping_path))
     return sorted(metas, key=lambda m: m["identity"]["speaker"]), VoiceMapping.load(mapping_path)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ftv_train.common.audio import SAMPLE_RATE, resample
 from ftv_train.corpus.engines import get_engine
+from ftv_train.corpus.engines.kokoro import KOKORO_SAMPLE_RATE
 from ftv_train.corpus.voices import KOKORO_PREFIX, VoiceParams, base_voice, synthesize_base
 from ftv_train.corpus.world import transform_voice
 from ftv_train.data.audio_checks import match_speech_level
@@ -48,7 +49,7 @@ def speaker_speech(params: VoiceParams, text: str) -> tuple[np.ndarray, np.ndarr
     A Kokoro voice (the ``kokoro`` design) is its own blend, not transformed: both are the same clip."""
     if params.base.startswith(KOKORO_PREFIX):
         wave, rate = get_engine("kokoro").synthesize(text, params.base.removeprefix(KOKORO_PREFIX))
-        speech = _level(wave, rate)
-        return speech, speech, rate
+        speech = _level(wave, rate)  # a formant-scaled voice comes at scale x 24 kHz: resampling applies the scale
+        return speech, speech, KOKORO_SAMPLE_RATE
     before, rate = base_speech(params.base, text)
     return before, match_speech_level(transform_voice(before, params), SPEECH_LEVEL_DBFS, SAMPLE_RATE), rate

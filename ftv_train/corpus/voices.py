@@ -25,13 +25,28 @@ age or the middle of the age group; unknown age shifts nothing.
 
 The engines themselves are `ftv_train.corpus.engines`; `BASE_VOICES` names each voice's engine by its registry name.
 
-A second design, ``kokoro`` (`kokoro_voice_params`), makes every voice a blend of Kokoro-82M's voice packs and leaves
-WORLD out, so the corpus sounds as natural as Kokoro (DNSMOS 3.0-3.3 against 2.6-2.8 for the engines above): the
-male pack's share sets the pitch (measured median F0 75 / 89 / 118 / 162 / 207 / 260 Hz at shares 1.2 / 1 / 0.75 /
-0.5 / 0.25 / 0, `KOKORO_SHARE_F0`), the face's ``base`` and ``warp`` positions mix the four female packs that make
-up the rest (timbre; the corners of that square are the pure packs), and ``rate`` is Kokoro's speed. Age shifts the
-share (children -0.12, teenage boys -0.08, older women +0.05, older men -0.03) and the speed (children x1.03, 60
-and over x0.94).
+A second design, ``kokoro`` (`kokoro_voice_params`), makes every voice from Kokoro-82M's voice packs and leaves
+WORLD out, so the corpus sounds as natural as Kokoro (DNSMOS 3.2-3.3 against 2.6-2.8 for the engines above). Its
+first form (one blend per voice: the male pack's share for the pitch, the female packs' mixture for the rest) made
+voices of one gender nearly alike: mean Resemblyzer similarity between different men 0.94, women 0.85, above that
+of two sentences of one speaker (0.86), where the world design gives 0.71 and 0.75. Kokoro has one male pack, and a
+blend moves timbre and pitch together. So the second form (`KOKORO_DESIGN_VERSION` 2, five face axes) sets them
+apart, each by a face axis:
+- ``f0``: the target median F0 in the pool's range (`KOKORO_POOL_RANGES`);
+- ``warp``: a formant scale (0.86-1.14: a vocal tract 14% shorter or longer; the engine's ``^scale``), the world
+  design's vocal-tract axis without WORLD; the prosody half (the male pack's share against the mean female pack,
+  measured median F0 75 / 89 / 118 / 162 / 207 / 260 Hz at shares 1.2 / 1 / 0.75 / 0.5 / 0.25 / 0,
+  `KOKORO_SHARE_F0`) is chosen for F0 / scale, so the scaled voice lands on its target;
+- ``base`` and ``timbre``: the timbre half, a mixture of the four female packs (the corners of that square are the
+  pure packs, pushed 80% beyond them: `KOKORO_TIMBRE`) plus the male pack's share, which falls with the pitch
+  position (men 0.9 -> 0.45, women 0.3 -> 0);
+- ``rate``: Kokoro's speed.
+Measured on the first 40 adult identities of the full build (two sentences each, Resemblyzer, DNSMOS, whisper
+tiny.en): similarity between different people of one gender 0.763 with a 0.45-wide square pushed 60% out and scale
+0.88-1.12, 0.728 (men 0.747, women 0.708) with the settings above, against 0.893 for the first form (on 103
+identities; the world design 0.732 on the same 103); DNSMOS 3.24 both; CER 2.4% and 3.4%. Age shifts F0 (children
+x2^(4/12), teenage boys x2^(2/12), older women x2^(-2/12), older men x2^(1/12)), the formant scale (children x1.08)
+and the speed (children x1.03, 60 and over x0.94).
 """
 
 from __future__ import annotations
@@ -45,11 +60,15 @@ from ftv_train.corpus.faces import Identity
 
 __all__ = [
     "BASE_VOICES",
+    "KOKORO_AXES",
+    "KOKORO_DESIGN_VERSION",
     "KOKORO_POOL_RANGES",
     "KOKORO_PREFIX",
     "KOKORO_VOICES",
     "KOKORO_SHARE_F0",
+    "KOKORO_TIMBRE",
     "VOICE_DESIGNS",
+    "kokoro_share",
     "kokoro_voice_params",
     "MAX_SHIFT_SEMITONES",
     "POOL_RANGES",
@@ -164,13 +183,18 @@ KOKORO_VOICES = (BaseVoice("kokoro", "kokoro", "jm_kumo*0.5+female*0.5", "male",
 KOKORO_PREFIX = "kokoro:"  # `VoiceParams.base` of a Kokoro voice: this prefix, then the engine's voice string
 # (male share, median F0 in Hz) of Kokoro blends of jm_kumo with the mean female pack, six Harvard sentences each
 KOKORO_SHARE_F0 = ((1.2, 75.1), (1.0, 89.3), (0.75, 117.8), (0.5, 162.2), (0.25, 206.6), (0.0, 259.8))
+KOKORO_DESIGN_VERSION = 2  # part of the build's fingerprint
+KOKORO_AXES = ("base", "f0", "warp", "rate", "timbre")  # the face axes the design reads (`VoiceMapping` axes)
 KOKORO_POOL_RANGES: dict[str, dict[str, tuple[float, float]]] = {
-    "male": {"share": (1.15, 0.72), "rate": (0.92, 1.08)},  # about 79-124 Hz
-    "female": {"share": (0.45, 0.0), "rate": (0.92, 1.08)},  # about 170-260 Hz
+    "male": {"f0": (88.0, 135.0), "scale": (0.86, 1.14), "rate": (0.92, 1.08), "male_timbre": (0.9, 0.45)},
+    "female": {"f0": (170.0, 250.0), "scale": (0.86, 1.14), "rate": (0.92, 1.08), "male_timbre": (0.3, 0.0)},
 }
 KOKORO_SHARE_LIMITS = (-0.1, 1.2)  # little beyond the measured blends: further out Kokoro is untested
-_PACK_CORNERS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))  # (base, warp) where each female pack is pure
-_TIMBRE_WIDTH = 0.45
+_PACK_CORNERS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))  # (base, timbre) where each female pack is pure
+# the timbre square: each pack's weight falls with the distance to its corner over this width, and the mixture is
+# pushed this far beyond the corners (the weights still sum to one); both, with the scale range, from the measurement
+# in the module docstring
+KOKORO_TIMBRE = {"width": 0.3, "sharpen": 0.8}
 
 
 def kokoro_f0(share: float) -> float:
@@ -179,33 +203,55 @@ def kokoro_f0(share: float) -> float:
     return float(np.interp(share, shares, f0s))
 
 
+def kokoro_share(f0: float) -> float:
+    """The male share whose median F0 is `f0` (Hz): `kokoro_f0` inverted, within `KOKORO_SHARE_LIMITS`."""
+    f0s, shares = zip(*sorted((f, s) for s, f in KOKORO_SHARE_F0))
+    share = float(np.interp(f0, f0s, shares))
+    return min(max(share, KOKORO_SHARE_LIMITS[0]), KOKORO_SHARE_LIMITS[1])
+
+
 def kokoro_voice_params(identity: Identity, position: dict[str, float], pool: str) -> VoiceParams:
-    """The identity's Kokoro voice (the ``kokoro`` design): `VoiceParams.base` is ``kokoro:<blend>@<speed>``,
-    ``f0`` the median F0 its share is measured to give, ``warp`` 1 (no WORLD), ``rate`` Kokoro's speed."""
-    from ftv_train.corpus.engines.kokoro import FEMALE_PACKS, MALE_PACK
+    """The identity's Kokoro voice (the ``kokoro`` design): `VoiceParams.base` is
+    ``kokoro:<timbre blend>|<prosody blend>@<speed>^<formant scale>``, ``f0`` the median F0 it is measured to give
+    after scaling, ``warp`` the formant scale, ``rate`` Kokoro's speed."""
+    from ftv_train.corpus.engines.kokoro import (
+        FEMALE_PACKS,
+        FORMANT_SCALE_LIMITS,
+        FORMANT_SCALE_STEP_HZ,
+        KOKORO_SAMPLE_RATE,
+        MALE_PACK,
+    )
 
     ranges = KOKORO_POOL_RANGES[pool]
-    high, low = ranges["share"]
-    share = high + position["f0"] * (low - high)  # a low position is a low voice, as in `voice_params`
-    rate = ranges["rate"][0] + position["rate"] * (ranges["rate"][1] - ranges["rate"][0])
+
+    def along(axis: str, key: str) -> float:
+        start, stop = ranges[key]
+        return start + position[axis] * (stop - start)
+
+    f0, scale, rate = along("f0", "f0"), along("warp", "scale"), along("rate", "rate")
+    male_timbre = along("f0", "male_timbre")  # a lower voice, a more masculine timbre
     age = identity.age
     if age is not None and age < 13:
-        share, rate = share - 0.12, rate * 1.03
+        f0, scale, rate = f0 * 2 ** (4 / 12), scale * 1.08, rate * 1.03
     elif age is not None and age < 18 and pool == "male":
-        share -= 0.08
+        f0 *= 2 ** (2 / 12)
     elif age is not None and age >= 60:
-        share += 0.05 if pool == "female" else -0.03
+        f0 *= 2 ** (-2 / 12) if pool == "female" else 2 ** (1 / 12)
         rate *= 0.94
-    share = min(max(share, KOKORO_SHARE_LIMITS[0]), KOKORO_SHARE_LIMITS[1])
-    point = np.asarray([position["base"], position["warp"]])
-    closeness = np.asarray([np.exp(-np.sum((point - c) ** 2) / _TIMBRE_WIDTH**2) for c in _PACK_CORNERS])
-    mixture = closeness / closeness.sum()
-    terms = [f"{MALE_PACK}*{share:.4f}"] + [
-        f"{pack}*{(1.0 - share) * weight:.4f}" for pack, weight in zip(FEMALE_PACKS, mixture)
+    scale = min(max(scale, FORMANT_SCALE_LIMITS[0]), FORMANT_SCALE_LIMITS[1])
+    scale = round(scale * KOKORO_SAMPLE_RATE / FORMANT_SCALE_STEP_HZ) * FORMANT_SCALE_STEP_HZ / KOKORO_SAMPLE_RATE
+    share = kokoro_share(f0 / scale)
+    point = np.asarray([position["base"], position["timbre"]])
+    closeness = np.asarray([np.exp(-np.sum((point - c) ** 2) / KOKORO_TIMBRE["width"] ** 2) for c in _PACK_CORNERS])
+    sharpen = KOKORO_TIMBRE["sharpen"]
+    mixture = (1 + sharpen) * closeness / closeness.sum() - sharpen / len(_PACK_CORNERS)
+    timbre = [f"{MALE_PACK}*{male_timbre:.4f}"] + [
+        f"{pack}*{(1.0 - male_timbre) * weight:.4f}" for pack, weight in zip(FEMALE_PACKS, mixture)
     ]
+    prosody = f"{MALE_PACK}*{share:.4f}+female*{1.0 - share:.4f}"
     return VoiceParams(
-        base=f"{KOKORO_PREFIX}{'+'.join(terms)}@{rate:.4f}",
-        f0=round(kokoro_f0(share), 2),
-        warp=1.0,
+        base=f"{KOKORO_PREFIX}{'+'.join(timbre)}|{prosody}@{rate:.4f}^{scale:.4f}",
+        f0=round(kokoro_f0(share) * scale, 2),
+        warp=round(scale, 4),
         rate=round(rate, 4),
     )

