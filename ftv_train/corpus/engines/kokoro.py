@@ -13,7 +13,8 @@ voice vectors blend linearly, which gives a continuum of voices instead of a han
   1: ``jm_kumo*1.2+female*-0.2`` extrapolates to a deeper voice); ``female`` is the mean of the four female packs.
   A pack holds one style vector per token count; the row for the utterance's length is used, as Kokoro does.
   A style vector's first 128 values steer the decoder (timbre), the last 128 the prosody predictor (pitch, timing):
-  ``"TIMBRE|PROSODY"`` takes each half from its own blend, so a voice's timbre can vary while its pitch stays.
+  ``"TIMBRE|PROSODY"`` takes each half from its own blend, so a voice's timbre can vary while its pitch stays
+  (within reason: a fully female timbre over the male pack's prosody falls apart, its pitch tracks at 240 Hz).
 - Speaking rate: a voice may end in ``@speed`` (``"jm_kumo*0.75+female*0.25@1.04"``; > 1 speaks faster).
 - Formant scale: then ``^scale`` (``"...@1.04^1.08"``) multiplies every frequency by `scale` at the same duration:
   Kokoro speaks `scale` times slower and the audio is declared at `scale` x 24 kHz (a resampler then brings it
