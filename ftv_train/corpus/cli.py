@@ -8,7 +8,7 @@ Examples (``ftv-make-offline-corpus`` or ``python train/make_offline_corpus.py``
     # a tiny variant for CI (12 identities x 3 sentences)
     ftv-make-offline-corpus --faces ../shared/data/faces --out data/offline-small --small
 
-    # natural voices: Kokoro-82M blends chosen by the face (about 2x real time: hours for the full corpus)
+    # natural voices: Kokoro-82M voices chosen by the face (about 3.3 hours on 2 cores for the full corpus)
     ftv-make-offline-corpus --faces ../shared/data/faces --out data/offline-kokoro --voices kokoro --workers 2
 
 Needs the voice engines (``ftv_train.corpus.engines``; apt: flite festival festvox-us-slt-hts festvox-kallpc16k
@@ -54,7 +54,7 @@ class OfflineCorpusArguments:
     )
     voices: str = field(
         default=_default("voice_design"),
-        metadata={"help": "world (engines re-shaped by WORLD) or kokoro (natural Kokoro-82M blends; ~2x real time)"},
+        metadata={"help": "world (engines re-shaped by WORLD) or kokoro (natural Kokoro-82M voices; ~4.5 s a speaker)"},
     )
     dnsmos_sample: int = field(
         default=_default("dnsmos_sample"), metadata={"help": "speakers scored with DNSMOS (0: none)"}
