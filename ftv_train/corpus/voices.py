@@ -44,7 +44,9 @@ apart, each by a face axis:
 Measured on the first 40 adult identities of the full build (two sentences each, Resemblyzer, DNSMOS, whisper
 tiny.en): similarity between different people of one gender 0.763 with a 0.45-wide square pushed 60% out and scale
 0.88-1.12, 0.728 (men 0.747, women 0.708) with the settings above, against 0.893 for the first form (on 103
-identities; the world design 0.732 on the same 103); DNSMOS 3.24 both; CER 2.4% and 3.4%. Age shifts F0 (children
+identities; the world design 0.732 on the same 103); DNSMOS 3.24 both; CER 2.4% and 3.4%. On the first 300
+identities of the full build (all ages, four sentences): 0.771 (world 0.719), women 0.740 (0.746), men 0.790
+(0.702). Age shifts F0 (children
 x2^(4/12), teenage boys x2^(2/12), older women x2^(-2/12), older men x2^(1/12)), the formant scale (children x1.08)
 and the speed (children x1.03, 60 and over x0.94).
 """
