@@ -21,7 +21,7 @@ from ftv_model.face_detection import FaceDetector
 from ftv_train.corpus.build import OfflineCorpusConfig, build_faces, build_speaker
 from ftv_train.corpus.cli import main as make_offline_corpus
 from ftv_train.corpus.engines import EngineUnavailableError
-from ftv_train.corpus.faces import Identity, discover_identities
+from ftv_train.corpus.faces import Identity, discover_identities, small_selection
 from ftv_train.corpus.voice_mapping import AXES, MAPPING_NAME, VoiceMapping
 from ftv_train.corpus.voices import BASE_VOICES, check_engines, voice_params
 from ftv_train.corpus.world import estimate_f0
@@ -290,3 +290,18 @@ def test_no_identity_and_no_photo_is_shared_between_training_and_held_out_splits
     assert conflicting <= plan.removed
     report = plan.report()
     assert report["removed_identities"] == len(plan.removed) and report["conflicting_label_groups"] >= 1
+
+    # a --identities subset spans the ages (UTKFace ids sort by age) and keeps every identity on its full-draw side
+    subset = small_selection(identities, 400, spread=True)
+    ages = {
+        name: [i.age for i in group if i.source == "utkface"]
+        for name, group in (("all", identities), ("subset", subset))
+    }
+    assert abs(np.median(ages["subset"]) - np.median(ages["all"])) <= 5
+    assert abs(np.mean(np.less(ages["subset"], 13)) - np.mean(np.less(ages["all"], 13))) < 0.1
+    speakers = {identity.speaker for identity in subset}
+    part = plan.restricted_to(speakers)
+    assert part.speaker_split == {speaker: plan.speaker_split[speaker] for speaker in speakers}
+    assert {item.split("/")[0] for item in part.assignment} == speakers
+    assert {"validation_unseen", "test_unseen", "training"} <= set(part.speaker_split.values())
+    assert part.removed == plan.removed & speakers

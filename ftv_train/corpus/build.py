@@ -352,6 +352,14 @@ class SplitPlan:
     duplicate_groups: list[dict]
     photos: dict[str, int]  # speaker -> number of source photos
 
+    def restricted_to(self, speakers: set[str]) -> SplitPlan:
+        """The plan of a subset: each kept identity stays on the side the full draw put it."""
+        assignment = {item: split for item, split in self.assignment.items() if item.split("/")[0] in speakers}
+        speaker_split = {speaker: side for speaker, side in self.speaker_split.items() if speaker in speakers}
+        groups = [row for row in self.duplicate_groups if speakers & set(row["speakers"])]
+        photos = {speaker: count for speaker, count in self.photos.items() if speaker in speakers}
+        return SplitPlan(assignment, speaker_split, self.removed & speakers, groups, photos)
+
     def report(self) -> dict[str, Any]:
         removed_by_split = Counter(self.speaker_split[s] for s in self.removed)
         sides: dict[str, dict[str, int]] = {}
@@ -416,9 +424,12 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
     """Build the corpus (resumable per speaker) and write ``config.out`` + ``report.json``; returns the report."""
     start = time.monotonic()
     check_engines(KOKORO_VOICES if config.voice_design == "kokoro" else BASE_VOICES)
-    identities = discover_identities(config.faces, config.sources)
-    if config.identities is not None:
-        identities = small_selection(identities, config.identities)
+    discovered = discover_identities(config.faces, config.sources)
+    identities = (
+        discovered
+        if config.identities is None
+        else small_selection(discovered, config.identities, spread=not config.small)
+    )
     out = Path(config.out)
     work = out / ".work" / f"offline-{config.fingerprint()}"
     work.mkdir(parents=True, exist_ok=True)
@@ -427,7 +438,10 @@ def build_offline_corpus(config: OfflineCorpusConfig) -> dict[str, Any]:
     build_seconds = time.monotonic() - build_start
 
     shared = prepare_config(config)
-    plan = plan_splits(identities, config)
+    if config.small:  # a dozen identities: split among themselves, so every split has someone
+        plan = plan_splits(identities, config)
+    else:  # a subset keeps the full corpus's held-out identities: a model trained on it stays scorable on the full one
+        plan = plan_splits(discovered, config).restricted_to({identity.speaker for identity in identities})
     metas = [meta for meta in metas if meta["identity"]["speaker"] not in plan.removed]
     kept, folders = [], {}
     for meta in metas:

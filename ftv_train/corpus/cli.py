@@ -47,7 +47,15 @@ class OfflineCorpusArguments:
     sentences: int = field(
         default=_default("sentences"), metadata={"help": "sentences per speaker (at most 3 with --small)"}
     )
-    identities: int | None = field(default=None, metadata={"help": "a balanced subset of N identities (default: all)"})
+    identities: int | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "a balanced subset of N identities, spread over ages, each kept on the side (training or held out) "
+                "the full corpus puts it (default: all)"
+            )
+        },
+    )
     sources: str = field(
         default=",".join(_default("sources")),
         metadata={"help": "face sets to use (london,fairface: a publishable corpus)"},

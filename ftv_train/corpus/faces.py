@@ -18,6 +18,7 @@ utterance carries 2..5 of them, shuffled.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import random
@@ -162,12 +163,20 @@ def discover_identities(faces_root: str | os.PathLike[str], sources: tuple[str, 
     return sorted(found, key=lambda identity: identity.speaker)
 
 
-def small_selection(identities: list[Identity], count: int) -> list[Identity]:
-    """A balanced few: round-robin over (source, gender) groups, so a tiny corpus still has both genders."""
+def _spread_order(identity: Identity) -> str:
+    """A fixed pseudo-random order: UTKFace ids sort by age, so taking the first N would take the toddlers."""
+    return hashlib.sha1(f"ftv-subset:{identity.speaker}".encode()).hexdigest()
+
+
+def small_selection(identities: list[Identity], count: int, spread: bool = False) -> list[Identity]:
+    """A balanced few: round-robin over (source, gender) groups, so a tiny corpus still has both genders.
+
+    ``spread``: take each group in a fixed hashed order, so a subset spans the group's ages rather than its first file
+    names (``--identities``); without it, the first names (``--small``: the dozen the tests are written against)."""
     groups: dict[tuple[str, int], list[Identity]] = defaultdict(list)
     for identity in identities:
         groups[(identity.source, identity.gender)].append(identity)
-    ordered = [groups[key] for key in sorted(groups)]
+    ordered = [sorted(groups[key], key=_spread_order) if spread else groups[key] for key in sorted(groups)]
     chosen: list[Identity] = []
     for index in range(max((len(g) for g in ordered), default=0)):
         for group in ordered:
