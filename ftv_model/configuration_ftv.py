@@ -106,6 +106,10 @@ class FTVConfig(PretrainedConfig):
     to new voices while a pretrained prior stays frozen renders that prior's speech, not only recordings (as
     Tacotron's vocoders were fine-tuned on ground-truth-aligned predictions).
 
+    Decoder: `mel_adapter` (None: VITS's HiFi-GAN on the latents) puts a small convolutional adapter (latents and the
+    global conditioning -> 80-band log-mel; `hidden_size`, `kernel_size`, `dilations`) in front of HiFi-GAN V1's
+    universal generator (`ftv_model.universal_vocoder`), which renders voices it never heard naturally.
+
     Inference: `cpu_bfloat16_decoder` runs the HiFi-GAN decoder in bfloat16 on CPUs with native bf16 (AVX512-BF16 /
     AMX): about half the decoder time for a difference of about -40 dB against float32. Off by default (the app and
     the CLI turn it on with `--bf16` or $FTV_BF16=1).
@@ -172,6 +176,7 @@ class FTVConfig(PretrainedConfig):
         resblock_dilation_sizes: tuple | list = ((1, 3, 5), (1, 3, 5), (1, 3, 5)),
         resblock_type: str = "1",
         leaky_relu_slope: float = 0.1,
+        mel_adapter: dict[str, Any] | None = None,
         # --- face encoder ---
         face_encoder_type: str = "nest",
         image_size: int = 128,
@@ -334,6 +339,7 @@ class FTVConfig(PretrainedConfig):
         self.segment_size = segment_size
         self.decoder_latents = decoder_latents
         self.decoder_prior_noise_scale = decoder_prior_noise_scale
+        self.mel_adapter = _mel_adapter_settings(mel_adapter, sampling_rate, hop_length)
 
         self.speaking_rate = speaking_rate
         self.noise_scale = noise_scale
@@ -383,3 +389,24 @@ def _product(values: Any) -> int:
     for value in values:
         result *= int(value)
     return result
+
+
+MEL_ADAPTER_DEFAULTS: dict[str, Any] = {"hidden_size": 256, "kernel_size": 5, "dilations": [1, 2, 4, 8, 1, 2, 4, 8]}
+
+
+def _mel_adapter_settings(
+    settings: dict[str, Any] | None, sampling_rate: int, hop_length: int
+) -> dict[str, Any] | None:
+    """`mel_adapter` filled with its defaults, or None (the VITS decoder). The universal vocoder it feeds renders
+    22,050 Hz audio at 256 samples a frame, so the model must use the same."""
+    if settings is None:
+        return None
+    unknown = set(settings) - set(MEL_ADAPTER_DEFAULTS)
+    if unknown:
+        raise ValueError(f"mel_adapter has unknown settings {sorted(unknown)}; known: {sorted(MEL_ADAPTER_DEFAULTS)}.")
+    if sampling_rate != 22050 or hop_length != 256:
+        raise ValueError(
+            f"mel_adapter feeds the universal HiFi-GAN (22,050 Hz, hop 256); this model has {sampling_rate} Hz, hop "
+            f"{hop_length}. Use the VITS decoder (mel_adapter=None) or those settings."
+        )
+    return {**MEL_ADAPTER_DEFAULTS, **settings}

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, VitsConfig
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.vits.modeling_vits import (
     VitsAttention,
@@ -359,6 +359,86 @@ class FTVDecoder(VitsHifiGan):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+class MelAdapter(nn.Module):
+    """Latents (and the face's global conditioning) -> the 80-band log-mel the universal vocoder renders.
+
+    Dilated residual convolutions (receptive field about 1.4 s at the defaults) so a frame's mel can depend on its
+    neighbours. The output is offset to about -5, the level of speech in that log-mel, so a fresh adapter starts
+    near a quiet spectrum instead of full scale."""
+
+    MEL_BINS = 80
+
+    def __init__(
+        self, latent_size: int, conditioning_size: int, hidden_size: int, kernel_size: int, dilations: list[int]
+    ) -> None:
+        super().__init__()
+        self.pre = nn.Conv1d(latent_size, hidden_size, 1)
+        self.cond = nn.Conv1d(conditioning_size, hidden_size, 1) if conditioning_size else None
+        self.convs = nn.ModuleList(
+            nn.Conv1d(hidden_size, hidden_size, kernel_size, dilation=d, padding=d * (kernel_size - 1) // 2)
+            for d in dilations
+        )
+        self.norms = nn.ModuleList(nn.GroupNorm(1, hidden_size) for _ in dilations)
+        self.post = nn.Conv1d(hidden_size, self.MEL_BINS, 1)
+
+    def forward(
+        self, latents: torch.Tensor, global_conditioning: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        hidden = self.pre(latents)
+        if self.cond is not None and global_conditioning is not None:
+            hidden = hidden + self.cond(global_conditioning)
+        for conv, norm in zip(self.convs, self.norms):
+            hidden = hidden + F.gelu(norm(conv(hidden if mask is None else hidden * mask)))
+        return self.post(hidden) - 5.0
+
+
+class MelVocoderDecoder(nn.Module):
+    """The decoder as `MelAdapter` + HiFi-GAN V1 with 80 mel bins in (`config.mel_adapter`): same call as
+    `FTVDecoder` (latents, global conditioning, padding mask -> waveform). The vocoder takes the universal
+    generator's weights (`ftv_model.universal_vocoder.with_universal_vocoder`); the face reaches it only through
+    the adapter's mel.
+
+    With a padding mask the adapter's convolutions see zeros past each item's end, as in `FTVDecoder`, but the
+    GroupNorm statistics span the whole (padded) input: batch synthesis with masks is close to, not exactly,
+    per-item synthesis."""
+
+    def __init__(self, config: FTVConfig) -> None:
+        super().__init__()
+        settings = config.mel_adapter
+        self.adapter = MelAdapter(
+            config.flow_size,
+            config.global_conditioning_channels,
+            settings["hidden_size"],
+            settings["kernel_size"],
+            list(settings["dilations"]),
+        )
+        self.vocoder = FTVDecoder(self.vocoder_config())
+
+    @staticmethod
+    def vocoder_config() -> VitsConfig:
+        """HiFi-GAN V1 (jik876's config_v1): 80 mel bins in, 22,050 Hz, hop 256, no speaker conditioning."""
+        return VitsConfig(
+            flow_size=MelAdapter.MEL_BINS,
+            speaker_embedding_size=0,
+            upsample_initial_channel=512,
+            upsample_rates=[8, 8, 2, 2],
+            upsample_kernel_sizes=[16, 16, 4, 4],
+            resblock_kernel_sizes=[3, 7, 11],
+            resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+            leaky_relu_slope=0.1,
+            sampling_rate=22050,
+        )
+
+    def forward(
+        self,
+        spectrogram: torch.Tensor,
+        global_conditioning: torch.Tensor | None = None,
+        padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        mel = self.adapter(spectrogram, global_conditioning, padding_mask)
+        return self.vocoder(mel, None, padding_mask)
+
+
 BFLOAT16_FRAME_BUCKET = 32  # bf16 decoder inputs are padded to a multiple of this many frames (see _decode_bfloat16)
 
 
@@ -494,7 +574,7 @@ class FTVModel(FTVPreTrainedModel):
             else None
         )
         self.flow = VitsResidualCouplingBlock(vits_config)
-        self.decoder = FTVDecoder(vits_config)
+        self.decoder = MelVocoderDecoder(config) if config.mel_adapter else FTVDecoder(vits_config)
         if config.use_stochastic_duration_prediction:
             self.duration_predictor = FTVStochasticDurationPredictor(vits_config)
         else:

@@ -338,3 +338,22 @@ def test_one_voice_per_face_stage_trains_the_face_to_voice_path(recipe: str) -> 
     assert used_in_synthesis == ({"duration_predictor.cond.weight", "duration_predictor.cond.bias"} if clean else set())
     assert bool(durations - used_in_synthesis) == clean
     assert (config.loss_weights().frame_comb_loss_weight > 0) == (recipe != "offline-cpu-faces.yaml")
+
+
+def test_posterior_latent_experiment_trains_the_decoder_on_recordings_and_keeps_joes_words() -> None:
+    """offline-cpu-kokoro-posterior.yaml: the decoder learns from the recording's posterior latents (VITS), the
+    posterior and the whole flow move with it, and joe's text encoder and durations stay frozen."""
+    from ftv_model import FTVModel
+    from ftv_train.training.warm_start import freeze_parameters
+    from tests.model_fixtures import tiny_config
+
+    path = REPO_ROOT / "train" / "configs" / "offline-cpu-kokoro-posterior.yaml"
+    config = parse_config(["--config", str(path), "--data", "x"])
+    model = FTVModel(tiny_config(**config.model_config_kwargs()))
+    assert model.config.decoder_latents == "posterior" and config.adversarial
+    freeze_parameters(model, config.freeze, config.keep_trainable)
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    roots = {name.split(".")[0] for name in trainable}
+    assert {"decoder", "posterior_encoder", "flow"} <= roots
+    assert not roots & {"text_encoder", "face_conditioning", "duration_predictor", "face_encoder", "face_projection"}
+    assert any(name.startswith("flow.") and "cond_layer" not in name for name in trainable)

@@ -1,12 +1,13 @@
 """Training an FTVModel: the config, the Accelerate loop (GAN step, checkpoints, logging), warm starts, the face
-branch's pretraining, posterior distillation, voice directions and the model card of an export.
+branch's pretraining, posterior and mel-adapter distillation, voice directions and the model card of an export.
 
 May import `ftv_train.common`, `ftv_train.data` and `ftv_model`.
 
 One module per subject: `config` (TrainConfig and its command line), `trainer` (the loop, `ftv-train`), `gan_step`,
 `checkpointing`, `warm_start` (`--init` rules, frozen parameters, `ftv-make-warm-start`), `training_data`,
 `validation`, `meters`, `media_logging`, `export`, `model_card`; the stages around it: `face_pretraining`
-(`ftv-pretrain-face-encoder`), `posterior_distillation` (`ftv-distill-posterior`), `voice_directions`
+(`ftv-pretrain-face-encoder`), `posterior_distillation` (`ftv-distill-posterior`), `mel_adapter_distillation`
+(`ftv-distill-mel-adapter`), `voice_directions`
 (`ftv-fit-voice-directions`). The public names below load lazily, so importing the package costs nothing.
 """
 
@@ -23,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "FacePretrainConfig": "face_pretraining",
     "GANStep": "gan_step",
     "LoopState": "checkpointing",
+    "MelAdapterConfig": "mel_adapter_distillation",
     "TrainConfig": "config",
     "Trainer": "trainer",
     "TrainingDivergedError": "trainer",
@@ -34,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "pretrain_face_encoder": "face_pretraining",
     "resolve_mixed_precision": "trainer",
     "run_distillation": "posterior_distillation",
+    "run_mel_adapter_distillation": "mel_adapter_distillation",
     "train": "trainer",
 }
 __all__ = sorted(_EXPORTS)
