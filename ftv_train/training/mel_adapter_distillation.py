@@ -16,11 +16,10 @@ before and after).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,7 +30,13 @@ from transformers.hf_argparser import HfArg
 
 from ftv_model import FTVModel, FTVProcessor
 from ftv_model.universal_vocoder import vocoder_log_mel, with_universal_vocoder
-from ftv_train.training.posterior_distillation import LatentPair, load_sentences, synthesize_pairs
+from ftv_train.training.posterior_distillation import (
+    LatentPair,
+    load_sentences,
+    run_command,
+    save_distilled,
+    synthesize_pairs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +153,7 @@ def run_mel_adapter_distillation(config: MelAdapterConfig) -> dict:
     before = held_out_l1(adapter, held_out)
     losses = train_adapter(adapter, pairs, config)
     after = held_out_l1(adapter, held_out)
-    summary = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+    results = {
         "pairs": len(pairs),
         "held_out_pairs": len(held_out),
         "held_out_l1_before": round(before, 4),
@@ -158,11 +162,7 @@ def run_mel_adapter_distillation(config: MelAdapterConfig) -> dict:
         "synthesis_seconds": round(synthesis_seconds, 1),
         "seconds": round(time.time() - started, 1),
     }
-    config.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(config.out))
-    processor.save_pretrained(str(config.out))
-    (config.out / "mel_adapter_distillation.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    return save_distilled(model, processor, config, "mel_adapter_distillation.json", results)
 
 
 def build_parser() -> HfArgumentParser:
@@ -176,9 +176,4 @@ def build_parser() -> HfArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`ftv-distill-mel-adapter` / train/distill_mel_adapter.py."""
-    parser = build_parser()
-    (config,) = parser.parse_args_into_dataclasses(list(argv) if argv is not None else None, look_for_args_file=False)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    summary = run_mel_adapter_distillation(config)
-    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
-    return 0
+    return run_command(build_parser(), run_mel_adapter_distillation, argv)

@@ -21,9 +21,10 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -185,8 +186,7 @@ def run_distillation(config: DistillationConfig) -> dict:
     before = held_out_nll()
     losses = distill_posterior(model, pairs, config)
     after = held_out_nll()
-    summary = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+    results = {
         "pairs": len(pairs),
         "held_out_pairs": len(held_out),
         "held_out_nll_before": round(before, 4),
@@ -195,11 +195,27 @@ def run_distillation(config: DistillationConfig) -> dict:
         "synthesis_seconds": round(synthesis_seconds, 1),
         "seconds": round(time.time() - started, 1),
     }
+    return save_distilled(model, processor, config, "posterior_distillation.json", results)
+
+
+def save_distilled(model: FTVModel, processor: FTVProcessor, config: Any, summary_name: str, results: dict) -> dict:
+    """Save a distillation's model and processor to `config.out`, with a JSON summary (its settings, then
+    `results`) named `summary_name`; returns the summary."""
+    summary = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}, **results}
     config.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(config.out))
     processor.save_pretrained(str(config.out))
-    (config.out / "posterior_distillation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (config.out / summary_name).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def run_command(parser: HfArgumentParser, run: Callable[[Any], dict], argv: Sequence[str] | None) -> int:
+    """A distillation command: parse its options, run it, print its summary without the settings."""
+    (config,) = parser.parse_args_into_dataclasses(list(argv) if argv is not None else None, look_for_args_file=False)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    summary = run(config)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    return 0
 
 
 def build_parser() -> HfArgumentParser:
@@ -213,9 +229,4 @@ def build_parser() -> HfArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`ftv-distill-posterior` / train/distill_posterior.py."""
-    parser = build_parser()
-    (config,) = parser.parse_args_into_dataclasses(list(argv) if argv is not None else None, look_for_args_file=False)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    summary = run_distillation(config)
-    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
-    return 0
+    return run_command(build_parser(), run_distillation, argv)
