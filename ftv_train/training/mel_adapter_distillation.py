@@ -5,8 +5,8 @@ lost"), while HiFi-GAN V1's universal generator renders voices it never heard fr
 (`ftv_model.universal_vocoder`). The model speaks corpus sentences with its own faces (`synthesize_pairs`, as the
 posterior distillation does); the adapter learns the log-mel of that speech from the latents it was rendered from,
 an exact, deterministic target, so no discriminator is needed. Everything else in the model is kept, so who gets
-which voice does not change. Measured on the bundled checkpoint (1,600 pairs, 2,500 steps, 7 minutes on 2 cores;
-32 `validation_unseen` utterances): comb 4.5 -> 1.0 dB, DNSMOS 2.21 -> 2.58, CER 10.2% -> 10.4%.
+which voice does not change. Measured with a prototype on the bundled checkpoint (1,600 pairs, 2,500 steps, 7
+minutes on 2 cores; 128 `validation_unseen` utterances): comb 4.6 -> 1.2 dB, DNSMOS 2.20 -> 2.56, CER 11.5% -> 10.4%.
 
     python train/distill_mel_adapter.py --model checkpoints/ftv-offline --data data/offline --out data/ftv-universal
 
