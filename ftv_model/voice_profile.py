@@ -47,6 +47,10 @@ VOICE_NEUTRAL_SETTINGS = frozenset(
     }
 )
 
+# Architecture settings added after profiles were first made, with the default that leaves the model as it was: left
+# out of the fingerprint at that default, so older profiles stay valid (any other value changes the weights anyway).
+SETTINGS_ADDED_LATER = {"mel_adapter": None}
+
 __all__ = ["VoiceProfile", "VoiceProfileError", "model_fingerprint"]
 
 
@@ -66,7 +70,11 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     config = getattr(model, "config", None)
     if config is not None:
         architecture = {
-            k: v for k, v in config.to_dict().items() if not k.startswith("_") and k not in VOICE_NEUTRAL_SETTINGS
+            k: v
+            for k, v in config.to_dict().items()
+            if not k.startswith("_")
+            and k not in VOICE_NEUTRAL_SETTINGS
+            and not (k in SETTINGS_ADDED_LATER and v == SETTINGS_ADDED_LATER[k])
         }
         digest.update(json.dumps(architecture, sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
