@@ -388,8 +388,19 @@ class MelAdapter(nn.Module):
         if self.cond is not None and global_conditioning is not None:
             hidden = hidden + self.cond(global_conditioning)
         for conv, norm in zip(self.convs, self.norms):
-            hidden = hidden + F.gelu(norm(conv(hidden if mask is None else hidden * mask)))
+            states = conv(hidden if mask is None else hidden * mask)
+            hidden = hidden + F.gelu(norm(states) if mask is None else self._masked_norm(norm, states, mask))
         return self.post(hidden) - 5.0
+
+    @staticmethod
+    def _masked_norm(norm: nn.GroupNorm, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`norm` (one group) with its statistics over each item's own frames only, so a padded item in a batch is
+        normalised exactly as it is alone (padding frames would otherwise shift the mean and variance)."""
+        count = mask.sum(dim=(1, 2), keepdim=True) * states.shape[1]
+        mean = (states * mask).sum(dim=(1, 2), keepdim=True) / count
+        variance = (((states - mean) * mask) ** 2).sum(dim=(1, 2), keepdim=True) / count
+        normed = (states - mean) * torch.rsqrt(variance + norm.eps)
+        return normed * norm.weight[None, :, None] + norm.bias[None, :, None]
 
 
 class MelVocoderDecoder(nn.Module):
@@ -398,9 +409,8 @@ class MelVocoderDecoder(nn.Module):
     generator's weights (`ftv_model.universal_vocoder.with_universal_vocoder`); the face reaches it only through
     the adapter's mel.
 
-    With a padding mask the adapter's convolutions see zeros past each item's end, as in `FTVDecoder`, but the
-    GroupNorm statistics span the whole (padded) input: batch synthesis with masks is close to, not exactly,
-    per-item synthesis."""
+    With a padding mask the adapter's convolutions see zeros past each item's end and its normalisation counts each
+    item's own frames, and the vocoder masks as `FTVDecoder` does, so batched audio equals per-item audio."""
 
     def __init__(self, config: FTVConfig) -> None:
         super().__init__()
@@ -436,6 +446,8 @@ class MelVocoderDecoder(nn.Module):
         padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         mel = self.adapter(spectrogram, global_conditioning, padding_mask)
+        if padding_mask is not None:  # the vocoder's first conv reads past an item's end: zeros, as when it is alone
+            mel = mel * padding_mask
         return self.vocoder(mel, None, padding_mask)
 
 

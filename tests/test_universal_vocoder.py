@@ -121,3 +121,25 @@ def test_the_adapter_learns_what_the_old_decoder_said() -> None:
     losses = train_adapter(adapter, pairs[:4], config)
     assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10
     assert held_out_l1(adapter, pairs[4:]) < 0.7 * before
+
+
+def test_batching_does_not_change_a_mel_adapter_models_audio() -> None:
+    """Two sentences of different lengths synthesized together sound as each does alone (padding is masked in the
+    adapter's convolutions and left out of its normalisation)."""
+    from ftv_model import FTVModel
+    from ftv_model.universal_vocoder import with_universal_vocoder
+    from tests.model_fixtures import tiny_config
+
+    torch.manual_seed(0)
+    model = with_universal_vocoder(FTVModel(tiny_config(sampling_rate=22050, hop_length=256)), hidden_size=32).eval()
+    ids = torch.randint(1, 100, (2, 24))
+    mask = torch.ones_like(ids)
+    mask[1, 14:] = 0
+    faces = torch.randn(2, 3, 128, 128)
+    with torch.inference_mode():
+        together = model(ids, attention_mask=mask, pixel_values=faces, seed=5)
+        for i, length in enumerate((24, 14)):
+            alone = model(ids[i : i + 1, :length], pixel_values=faces[i : i + 1], seed=5)
+            samples = int(together.sequence_lengths[i])
+            assert samples == alone.waveform.shape[-1]
+            assert torch.allclose(together.waveform[i, :samples], alone.waveform[0], atol=1e-5)
